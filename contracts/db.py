@@ -1,0 +1,20 @@
+"""The asyncpg pool every service builds in its composition root."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from contracts.settings import Settings
+
+
+async def create_pool(settings: Settings) -> asyncpg.Pool:
+    """A pool whose connections use the settings' schema (tests use a fresh one)."""
+    pool = await asyncpg.create_pool(
+        settings.database_url,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        server_settings={"search_path": settings.db_schema, "application_name": "conveyor"},
+        command_timeout=60,
+    )
+    assert pool is not None
+    return pool
