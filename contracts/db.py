@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+import asyncpg.pool
 
 from contracts.settings import Settings
 
@@ -18,3 +19,7 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
     )
     assert pool is not None
     return pool
+
+
+# What handlers receive: a pooled connection, or a plain one in tests and scripts.
+DbConnection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy

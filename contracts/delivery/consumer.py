@@ -1,0 +1,260 @@
+"""The delivery rules, written once, on top of FastStream's Redis stream subscribers.
+
+For each stream a service consumes, `Delivery.consume` registers two FastStream
+subscribers on the same group and consumer name, both with manual acks:
+
+- `fresh` reads new entries (`XREADGROUP >`);
+- `claims` takes entries that sat unacknowledged longer than `claim_idle_ms`
+  with any consumer, a dead one included (`XAUTOCLAIM`).
+
+Every entry then goes through `_handle`:
+
+1. a claimed entry's delivery count is read (`XPENDING`); past `max_deliveries`
+   it is dead-lettered with the last error seen, and acknowledged;
+2. the body is decoded with the stream's Decoder; an entry that cannot be
+   decoded can never succeed, so it is dead-lettered at once;
+3. the handler runs inside a PostgreSQL transaction that also records the
+   message id for the group (`apply_once`); a duplicate changes nothing;
+4. `after_commit` runs on both paths (first time and duplicate), so follow-up
+   messages are published even if the process died between commit and publish
+   (they carry ids derived from the incoming one, so they dedupe downstream);
+5. only then is the entry acknowledged (`XACK`).
+
+A handler that raises leaves its entry pending: it is claimed again after
+`claim_idle_ms` (that idle time is the retry backoff) until it succeeds or runs
+out of deliveries. While a handler runs, a lease keeps its entry's idle time
+low (`XCLAIM … JUSTID`, which does not count as a delivery), so a slow but live
+handler is not claimed away. On SIGTERM FastStream stops reading, waits up to
+`shutdown_grace_s` for in-flight handlers and cancels the rest; whatever was
+not acknowledged stays pending and is claimed by another consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+import msgspec
+import redis.asyncio as aioredis
+from faststream import AckPolicy
+from faststream.redis import RedisBroker, StreamSub
+from faststream.redis.annotations import RedisStreamMessage
+
+from contracts.db import DbConnection
+from contracts.delivery.deadletter import dead_letter
+from contracts.delivery.idempotency import apply_once
+from contracts.delivery.metrics import DeliveryMetrics
+from contracts.messages import Message
+from contracts.settings import Settings
+from contracts.streams import StreamSpec
+
+log = logging.getLogger("conveyor.delivery")
+
+M = TypeVar("M", bound=Message)
+Handler = Callable[[M, DbConnection], Awaitable[None]]
+AfterCommit = Callable[[M], Awaitable[None]]
+_ERROR_TTL_S = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Subscription(Generic[M]):
+    spec: StreamSpec
+    group: str
+    handler: Handler[M]
+    after_commit: AfterCommit[M] | None
+    decoder: msgspec.json.Decoder[Any]
+
+    @property
+    def stream(self) -> str:
+        return self.spec.name
+
+
+class Delivery:
+    """One per service process: its consumer name, its subscriptions, their rules."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        broker: RedisBroker,
+        redis: aioredis.Redis,
+        metrics: DeliveryMetrics,
+        pool: Callable[[], asyncpg.Pool],
+    ) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.redis = redis
+        self.metrics = metrics
+        self._pool = pool
+        self.consumer = settings.consumer_name
+        self.subscriptions: list[Subscription[Any]] = []
+
+    def consume(
+        self,
+        spec: StreamSpec,
+        group: str,
+        handler: Handler[M],
+        *,
+        after_commit: AfterCommit[M] | None = None,
+        concurrency: int = 1,
+        batch: int = 10,
+    ) -> None:
+        """Handle every message of `spec` (under the settings' prefix) as `group`."""
+        spec = spec.prefixed(self.settings.stream_prefix)
+        sub: Subscription[M] = Subscription(spec, group, handler, after_commit, spec.decoder())
+        self.subscriptions.append(sub)
+        common: dict[str, Any] = {"group": group, "consumer": self.consumer}
+        fresh = StreamSub(
+            spec.name, max_records=batch, polling_interval=self.settings.poll_ms, **common
+        )
+        claims = StreamSub(
+            spec.name,
+            min_idle_time=self.settings.claim_idle_ms,
+            polling_interval=max(self.settings.poll_ms, self.settings.claim_idle_ms // 4),
+            **common,
+        )
+
+        async def on_fresh(msg: RedisStreamMessage) -> None:
+            await self._handle(sub, msg, claimed=False)
+
+        async def on_claimed(msg: RedisStreamMessage) -> None:
+            await self._handle(sub, msg, claimed=True)
+
+        workers: dict[str, Any] = {"max_workers": concurrency} if concurrency > 1 else {}
+        self.broker.subscriber(stream=fresh, ack_policy=AckPolicy.MANUAL, **workers)(on_fresh)
+        self.broker.subscriber(stream=claims, ack_policy=AckPolicy.MANUAL)(on_claimed)
+
+    async def ensure_groups(self) -> None:
+        """Create each group at the start of its stream, so it reads entries older than itself."""
+        for sub in self.subscriptions:
+            with contextlib.suppress(aioredis.ResponseError):  # BUSYGROUP: exists already
+                await self.redis.xgroup_create(sub.stream, sub.group, id="0", mkstream=True)
+
+    async def _handle(self, sub: Subscription[Any], msg: RedisStreamMessage, claimed: bool) -> None:
+        entry_id = msg.raw_message["message_ids"][0].decode()
+        started = time.perf_counter()
+        try:
+            outcome = await self._deliver(sub, msg.body, entry_id, claimed)
+        finally:
+            self.metrics.duration.labels(sub.stream, sub.group).observe(
+                time.perf_counter() - started
+            )
+        if outcome is not None:
+            self.metrics.messages.labels(sub.stream, sub.group, outcome).inc()
+
+    async def _deliver(
+        self, sub: Subscription[Any], body: bytes, entry_id: str, claimed: bool
+    ) -> str | None:
+        deliveries = 1
+        if claimed:
+            self.metrics.reclaimed.labels(sub.stream, sub.group).inc()
+            found = await self._deliveries(sub, entry_id)
+            if found is None:  # acknowledged meanwhile by the consumer that had it
+                return None
+            deliveries = found
+            if deliveries > self.settings.max_deliveries:
+                last = await self.redis.get(self._error_key(sub, entry_id))
+                reason = f"gave up after {deliveries - 1} deliveries; last error: " + (
+                    _text(last) if last else "none recorded (the consumer died mid-handler)"
+                )
+                return await self._dead_letter(sub, entry_id, body, reason, deliveries)
+        try:
+            message = sub.decoder.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return await self._dead_letter(sub, entry_id, body, f"undecodable: {exc}", deliveries)
+        try:
+            async with self._lease(sub, entry_id):
+                applied = await self._apply(sub, message, entry_id)
+                if sub.after_commit is not None:
+                    await sub.after_commit(message)
+        except Exception as exc:
+            await self._record_error(sub, entry_id, exc, deliveries)
+            return "failed"
+        await self.redis.xack(sub.stream, sub.group, entry_id)
+        await self.redis.delete(self._error_key(sub, entry_id))
+        return "applied" if applied else "duplicate"
+
+    async def _apply(self, sub: Subscription[Any], message: Message, entry_id: str) -> bool:
+        async def effect(conn: DbConnection) -> None:
+            await sub.handler(message, conn)
+
+        return await apply_once(
+            self._pool(),
+            group=sub.group,
+            message_id=message.id,
+            stream=sub.stream,
+            entry_id=entry_id,
+            effect=effect,
+        )
+
+    async def _deliveries(self, sub: Subscription[Any], entry_id: str) -> int | None:
+        rows = await self.redis.xpending_range(
+            sub.stream, sub.group, min=entry_id, max=entry_id, count=1
+        )
+        return int(rows[0]["times_delivered"]) if rows else None
+
+    async def _dead_letter(
+        self, sub: Subscription[Any], entry_id: str, body: bytes, reason: str, deliveries: int
+    ) -> str:
+        log.error("dead-lettering %s %s (%s): %s", sub.stream, entry_id, sub.group, reason)
+        await dead_letter(
+            self.redis,
+            stream=sub.stream,
+            group=sub.group,
+            entry_id=entry_id,
+            data=body,
+            reason=reason,
+            deliveries=deliveries,
+            consumer=self.consumer,
+        )
+        await self.redis.delete(self._error_key(sub, entry_id))
+        self.metrics.dead_letters.labels(sub.stream, sub.group).inc()
+        return "dead_lettered"
+
+    async def _record_error(
+        self, sub: Subscription[Any], entry_id: str, exc: Exception, deliveries: int
+    ) -> None:
+        text = f"{type(exc).__name__}: {exc}"
+        log.warning(
+            "%s %s failed on delivery %d (left pending for retry): %s",
+            sub.stream,
+            entry_id,
+            deliveries,
+            text,
+            exc_info=not isinstance(exc, OSError | asyncpg.PostgresConnectionError),
+        )
+        with contextlib.suppress(Exception):  # Redis itself may be what failed
+            await self.redis.set(self._error_key(sub, entry_id), text[:2000], ex=_ERROR_TTL_S)
+
+    def _error_key(self, sub: Subscription[Any], entry_id: str) -> str:
+        return f"{sub.stream}.errors:{sub.group}:{entry_id}"
+
+    @contextlib.asynccontextmanager
+    async def _lease(self, sub: Subscription[Any], entry_id: str) -> AsyncIterator[None]:
+        """Keep the entry's idle time below `claim_idle_ms` while its handler runs."""
+        interval = self.settings.claim_idle_ms / 3000
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                with contextlib.suppress(Exception):
+                    await self.redis.xclaim(
+                        sub.stream, sub.group, self.consumer, 0, [entry_id], justid=True
+                    )
+
+        task = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value

@@ -1,0 +1,68 @@
+"""Stream upkeep each service runs for the streams it consumes: gauges and safe trimming."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from contracts.delivery.metrics import DeliveryMetrics
+from contracts.streams import StreamSpec
+
+
+def _id_tuple(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def safe_trim_id(redis: aioredis.Redis, spec: StreamSpec, *, now_ms: int) -> str | None:
+    """The id below which every entry is past retention and read and acked by every group.
+
+    None when nothing may be trimmed (a group in `spec.groups` does not exist yet).
+    """
+    groups: list[dict[str, Any]] = await redis.xinfo_groups(spec.name)
+    by_name = {_text(g["name"]): g for g in groups}
+    bound = (now_ms - spec.retention_ms, 0)
+    for wanted in spec.groups:
+        group = by_name.get(wanted)
+        if group is None:
+            return None
+        bound = min(bound, _id_tuple(_text(group["last-delivered-id"])))
+        if group["pending"]:
+            summary = await redis.xpending(spec.name, wanted)
+            bound = min(bound, _id_tuple(_text(summary["min"])))
+    return f"{bound[0]}-{bound[1]}"
+
+
+async def trim(redis: aioredis.Redis, spec: StreamSpec, *, now_ms: int | None = None) -> int:
+    """Trim what `safe_trim_id` allows; return the number of entries removed."""
+    if not await redis.exists(spec.name):
+        return 0
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    minid = await safe_trim_id(redis, spec, now_ms=now_ms)
+    if minid is None:
+        return 0
+    return int(await redis.xtrim(spec.name, minid=minid, approximate=False))
+
+
+async def observe(
+    redis: aioredis.Redis, subscriptions: list[tuple[str, str]], metrics: DeliveryMetrics
+) -> None:
+    """Set length, pending and lag gauges for (stream, group) pairs and their dead letters."""
+    for stream in {s for s, _ in subscriptions}:
+        metrics.length.labels(stream).set(await redis.xlen(stream))
+        metrics.length.labels(f"{stream}.dlq").set(await redis.xlen(f"{stream}.dlq"))
+        groups = {_text(g["name"]): g for g in await redis.xinfo_groups(stream)}
+        for s, group in subscriptions:
+            info = groups.get(group) if s == stream else None
+            if info is None:
+                continue
+            metrics.pending.labels(stream, group).set(info["pending"])
+            lag = info.get("lag")
+            if lag is not None:
+                metrics.lag.labels(stream, group).set(lag)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,191 @@
+"""The messages the services exchange: frozen, tagged msgspec Structs, JSON on the wire.
+
+Commands are imperative (`MoveCompanies`), events past tense (`JobProgressed`).
+Every message carries `id`, assigned by its producer: a retried publish of the
+same command carries the same id, and each consumer group applies an id once.
+
+Evolution rules (checked by tests/unit/test_contracts.py): a new field gets a
+default; a field's type never changes; a tag is never reused. Consumers do not
+forbid unknown fields, so an old consumer reads a newer message.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Literal
+
+import msgspec
+
+# Namespace for ids derived from a client's Idempotency-Key.
+_KEY_NAMESPACE = uuid.UUID("5b0f6a8e-3c1d-4e57-9a50-0c0f7e1e2d11")
+
+
+def new_id() -> str:
+    """A fresh message id (random UUID, hex)."""
+    return uuid.uuid4().hex
+
+
+def id_from_key(scope: str, key: str) -> str:
+    """The message id for a client's Idempotency-Key: the same key gives the same id."""
+    return uuid.uuid5(_KEY_NAMESPACE, f"{scope}\x00{key}").hex
+
+
+def derived_id(parent: str, *parts: object) -> str:
+    """The id of a message produced because of `parent`: the same on every redelivery."""
+    return uuid.uuid5(_KEY_NAMESPACE, "\x00".join([parent, *map(str, parts)])).hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=True):
+    """Base of every message: its producer-assigned id and when it was made."""
+
+    id: str
+    at: datetime = msgspec.field(default_factory=utcnow)
+
+
+# --- mover: commands ---------------------------------------------------------
+
+
+class Selection(msgspec.Struct, frozen=True, kw_only=True):
+    """Which companies: the listed ids, or all of the source list but `exclude`."""
+
+    ids: list[int] | None = None
+    all: bool = False
+    exclude: list[int] = msgspec.field(default_factory=list)
+
+
+class MoveCompanies(Message, frozen=True, kw_only=True):
+    job_id: str
+    source: str
+    target: str
+    mode: Literal["copy", "move"]
+    selection: Selection
+    priority: int = 3
+    max_attempts: int = 3
+    not_before: datetime | None = None
+
+
+class ApplyChunk(Message, frozen=True, kw_only=True):
+    """Apply one planned chunk of a job (company ids already resolved)."""
+
+    job_id: str
+    chunk: int
+    source: str
+    target: str
+    mode: Literal["copy", "move"]
+    company_ids: list[int]
+
+
+class CancelJob(Message, frozen=True, kw_only=True):
+    job_id: str
+
+
+class RetryJob(Message, frozen=True, kw_only=True):
+    job_id: str
+
+
+# --- jobs: events -------------------------------------------------------------
+
+
+class JobQueued(Message, frozen=True, kw_only=True):
+    job_id: str
+    kind: str
+    priority: int = 3
+    max_attempts: int = 3
+    params: dict[str, object] = msgspec.field(default_factory=dict)
+    not_before: datetime | None = None
+
+
+class JobStarted(Message, frozen=True, kw_only=True):
+    job_id: str
+    attempt: int
+    total: int
+
+
+class JobProgressed(Message, frozen=True, kw_only=True):
+    job_id: str
+    done: int
+    total: int
+    added: int = 0
+    already_present: int = 0
+    removed: int = 0
+
+
+class JobCompleted(Message, frozen=True, kw_only=True):
+    job_id: str
+    total: int
+    added: int = 0
+    already_present: int = 0
+    removed: int = 0
+
+
+class JobFailed(Message, frozen=True, kw_only=True):
+    job_id: str
+    error: str
+    attempt: int
+
+
+class JobCancelled(Message, frozen=True, kw_only=True):
+    job_id: str
+    done: int = 0
+
+
+# --- batches: commands and events ---------------------------------------------
+
+
+class StartBatch(Message, frozen=True, kw_only=True):
+    batch_id: str
+    interval_s: float = 0.25
+    distribution: Literal["uniform"] = "uniform"
+    low: int = 0
+    high: int = 100
+
+
+class StopBatch(Message, frozen=True, kw_only=True):
+    batch_id: str
+
+
+class Point(msgspec.Struct, frozen=True, kw_only=True):
+    key: float
+    ts: datetime
+
+
+class PointsRecorded(Message, frozen=True, kw_only=True):
+    """Points stored raw for a batch; `seq` orders a batch's messages."""
+
+    batch_id: str
+    points: list[Point]
+
+
+class BatchStarted(Message, frozen=True, kw_only=True):
+    batch_id: str
+
+
+class BatchStopped(Message, frozen=True, kw_only=True):
+    batch_id: str
+    reason: str = "stopped"
+
+
+class MinuteClosed(Message, frozen=True, kw_only=True):
+    batch_id: str
+    minute: datetime
+    count: int
+    sum: float
+    min: float
+    max: float
+
+    @property
+    def avg(self) -> float:
+        return self.sum / self.count if self.count else 0.0
+
+
+MoverCommand = MoveCompanies | CancelJob | RetryJob
+ChunkCommand = ApplyChunk
+JobEvent = JobQueued | JobStarted | JobProgressed | JobCompleted | JobFailed | JobCancelled
+IngestCommand = StartBatch | StopBatch
+PointsEvent = PointsRecorded
+BatchEvent = BatchStarted | BatchStopped | MinuteClosed

@@ -1,0 +1,111 @@
+"""The composition root every worker service shares.
+
+`build_service(name, settings, register)` makes the broker, the Redis client,
+the metrics registry and the delivery rules, lets the service `register` its
+subscriptions, and returns a FastStream ASGI app serving `/healthz` and
+`/metrics`. Nothing connects until the app starts: the pool (retried with
+backoff while PostgreSQL is down), the consumer groups, then the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+import redis.asyncio as aioredis
+from faststream.asgi import AsgiFastStream, make_ping_asgi
+from faststream.redis import RedisBroker
+from prometheus_client import make_asgi_app
+
+from contracts.db import create_pool
+from contracts.delivery import Delivery, DeliveryMetrics
+from contracts.delivery.maintenance import observe, trim
+from contracts.settings import Settings
+
+log = logging.getLogger("conveyor.service")
+UPKEEP_INTERVAL_S = 15.0
+
+
+@dataclass
+class Service:
+    name: str
+    settings: Settings
+    broker: RedisBroker
+    redis: aioredis.Redis
+    metrics: DeliveryMetrics
+    delivery: Delivery = field(init=False)
+    _pool: asyncpg.Pool | None = None
+    _upkeep: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.delivery = Delivery(self.settings, self.broker, self.redis, self.metrics, self.pool)
+
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError(f"{self.name}: the database pool is used before start-up")
+        return self._pool
+
+    async def start(self) -> None:
+        delay = 0.5
+        while self._pool is None:
+            try:
+                self._pool = await create_pool(self.settings)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning(
+                    "%s: PostgreSQL not reachable (%s); retrying in %.1fs", self.name, exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        await self.delivery.ensure_groups()
+        self._upkeep = asyncio.create_task(self._keep_up())
+
+    async def close(self) -> None:
+        if self._upkeep is not None:
+            self._upkeep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._upkeep
+        if self._pool is not None:
+            await self._pool.close()
+        await self.redis.aclose()
+
+    async def _keep_up(self) -> None:
+        pairs = [(s.stream, s.group) for s in self.delivery.subscriptions]
+        specs = {s.stream: s.spec for s in self.delivery.subscriptions}
+        while True:
+            try:
+                await observe(self.redis, pairs, self.metrics)
+                for spec in specs.values():
+                    await trim(self.redis, spec)
+            except Exception as exc:
+                log.warning("%s: stream upkeep failed: %s", self.name, exc)
+            await asyncio.sleep(UPKEEP_INTERVAL_S)
+
+
+def build_service(
+    name: str, settings: Settings, register: Callable[[Service], None]
+) -> tuple[AsgiFastStream, Service]:
+    broker = RedisBroker(
+        settings.redis_url, graceful_timeout=settings.shutdown_grace_s, log_level=logging.DEBUG
+    )
+    service = Service(
+        name=name,
+        settings=settings,
+        broker=broker,
+        redis=aioredis.from_url(settings.redis_url),
+        metrics=DeliveryMetrics(),
+    )
+    register(service)
+    app = AsgiFastStream(
+        broker,
+        asgi_routes=[
+            ("/metrics", make_asgi_app(service.metrics.registry)),
+            ("/healthz", make_ping_asgi(broker, timeout=2.0)),
+        ],
+        on_startup=[service.start],
+        after_shutdown=[service.close],
+    )
+    return app, service
