@@ -5,7 +5,11 @@
 UV ?= $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 # Never re-lock implicitly: uv.lock is what gets installed.
 export UV_FROZEN := 1
+# Only for the URLs `make run` prints; the services read the same variables.
 GATEWAY_PORT ?= 8000
+INGEST_PORT ?= 8001
+MOVER_PORT ?= 8002
+AGGREGATOR_PORT ?= 8003
 # honcho sends SIGKILL 5 s after the first process stops; finish in-flight work before.
 RUN_SHUTDOWN_GRACE_S ?= 4
 PYTEST_ARGS ?=
@@ -38,9 +42,9 @@ run: seed ## migrate, seed and run the four services (Ctrl-C stops them all)
 	@echo "  API         http://localhost:$(GATEWAY_PORT)"
 	@echo "  OpenAPI     http://localhost:$(GATEWAY_PORT)/schema"
 	@echo "  metrics     http://localhost:$(GATEWAY_PORT)/metrics (gateway)"
-	@echo "              http://localhost:8001/metrics (ingest)"
-	@echo "              http://localhost:8002/metrics (mover)"
-	@echo "              http://localhost:8003/metrics (aggregator)"
+	@echo "              http://localhost:$(INGEST_PORT)/metrics (ingest)"
+	@echo "              http://localhost:$(MOVER_PORT)/metrics (mover)"
+	@echo "              http://localhost:$(AGGREGATOR_PORT)/metrics (aggregator)"
 	CONVEYOR_SHUTDOWN_GRACE_S=$(RUN_SHUTDOWN_GRACE_S) $(UV) run honcho start -f Procfile
 
 lint: install ## ruff check, ruff format --check, mypy

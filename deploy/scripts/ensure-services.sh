@@ -49,7 +49,9 @@ wait_for() { # name host port
     say "$1 is up on $2:$3"
 }
 
-# start_* return 127 when the binary is not here, another non-zero status when it fails.
+# start_* (called by name from ensure) return 127 when the binary is not here,
+# another non-zero status when the start fails.
+# shellcheck disable=SC2329
 start_redis() { # port
     command -v redis-server >/dev/null || return 127
     mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
@@ -57,9 +59,11 @@ start_redis() { # port
         --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log >&2
 }
 
+# shellcheck disable=SC2329
 start_postgres() {
     local version
-    version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)"
+    version="$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null \
+        | sort -V | tail -n 1)"
     command -v pg_ctlcluster >/dev/null && [[ -n "$version" ]] || return 127
     local rc=0  # pg_ctlcluster exits 2 when the cluster is already running
     pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2 || rc=$?
