@@ -130,10 +130,12 @@ class Delivery:
         self.broker.subscriber(stream=claims, ack_policy=AckPolicy.MANUAL)(on_claimed)
 
     async def ensure_groups(self) -> None:
-        """Create each group at the start of its stream, so it reads entries older than itself."""
+        """Create each group at the start of its stream, so it reads entries older than itself,
+        and register this process as a consumer (visible in XINFO CONSUMERS while idle)."""
         for sub in self.subscriptions:
             with contextlib.suppress(aioredis.ResponseError):  # BUSYGROUP: exists already
                 await self.redis.xgroup_create(sub.stream, sub.group, id="0", mkstream=True)
+            await self.redis.xgroup_createconsumer(sub.stream, sub.group, self.consumer)
 
     async def _handle(self, sub: Subscription[Any], msg: RedisStreamMessage, claimed: bool) -> None:
         entry_id = msg.raw_message["message_ids"][0].decode()

@@ -30,5 +30,5 @@ async def test_changed_migration_is_refused(pool: asyncpg.Pool, tmp_path: Path) 
 
 def test_badly_named_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "1_x.sql").write_text("SELECT 1")
-    with pytest.raises(migrations.MigrationError, match="NNNN_name.sql"):
+    with pytest.raises(migrations.MigrationError, match=r"NNNN_name\.sql"):
         migrations.load(tmp_path)

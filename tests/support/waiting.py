@@ -13,7 +13,7 @@ T = TypeVar("T")
 async def wait_until(
     probe: Callable[[], Awaitable[T]],
     *,
-    timeout: float = 15.0,
+    timeout: float = 15.0,  # noqa: ASYNC109 - a deadline for polling, not an I/O timeout
     interval: float = 0.05,
     what: str = "condition",
 ) -> T:
