@@ -1,0 +1,181 @@
+"""`conveyor`: the operator's command line.
+
+    conveyor wait [--timeout S]          wait for Redis and PostgreSQL
+    conveyor migrate                     apply the SQL migrations
+    conveyor streams                     every stream: length, groups, pending, lag, dead letters
+    conveyor dlq list STREAM [--count N] dead letters of STREAM, oldest first
+    conveyor dlq replay STREAM [--id ID ...]  put dead letters back on STREAM
+
+Settings come from the environment (REDIS_URL, DATABASE_URL, CONVEYOR_*).
+Commands registered by the services' own modules (seed, move, ...) are added
+through `COMMANDS` below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import asyncpg
+import msgspec
+import redis.asyncio as aioredis
+
+from contracts import migrations, streams
+from contracts.delivery import list_dead, replay
+from contracts.settings import Settings
+
+Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+
+HOW_TO_START = {
+    "redis": 'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" '
+    "--appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log",
+    "postgres": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+}
+
+
+async def _redis_ok(url: str) -> str | None:
+    client = aioredis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        await client.ping()
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        await client.aclose()
+
+
+async def _postgres_ok(url: str) -> str | None:
+    try:
+        conn = await asyncpg.connect(url, timeout=2)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    await conn.close()
+    return None
+
+
+async def cmd_wait(args: argparse.Namespace, settings: Settings) -> int:
+    deadline = time.monotonic() + args.timeout
+    checks = {
+        "redis": (settings.redis_url, _redis_ok),
+        "postgres": (settings.database_url, _postgres_ok),
+    }
+    while True:
+        problems = {
+            name: err
+            for name, (url, check) in checks.items()
+            if (err := await check(url)) is not None
+        }
+        if not problems:
+            print("redis and postgres are reachable")
+            return 0
+        if time.monotonic() > deadline:
+            for name, err in problems.items():
+                url = settings.redacted()["redis_url" if name == "redis" else "database_url"]
+                print(f"{name} is not reachable at {url}: {err}", file=sys.stderr)
+                print(f"  start it with: {HOW_TO_START[name]}", file=sys.stderr)
+                print("  or point REDIS_URL / DATABASE_URL at a running one", file=sys.stderr)
+            return 1
+        await asyncio.sleep(0.5)
+
+
+async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{settings.db_schema}"')
+        await conn.execute(f'SET search_path TO "{settings.db_schema}"')
+        applied = await migrations.apply(conn)
+    finally:
+        await conn.close()
+    for m in applied:
+        print(f"applied {m.version:04d}_{m.name}")
+    print(f"schema {settings.db_schema!r} is up to date ({len(applied)} applied now)")
+    return 0
+
+
+async def cmd_streams(args: argparse.Namespace, settings: Settings) -> int:
+    redis = aioredis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        for spec in streams.ALL:
+            name = spec.prefixed(settings.stream_prefix).name
+            length = await redis.xlen(name)
+            dead = await redis.xlen(f"{name}.dlq")
+            print(
+                f"{name}: {length} entries, {dead} dead letters (retention {spec.retention_ms} ms)"
+            )
+            if length or await redis.exists(name):
+                for g in await redis.xinfo_groups(name):
+                    print(f"  group {g['name']}: pending {g['pending']}, lag {g.get('lag')}")
+    finally:
+        await redis.aclose()
+    return 0
+
+
+async def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
+    redis = aioredis.from_url(settings.redis_url)
+    try:
+        letters = await list_dead(redis, settings.stream_prefix + args.stream, count=args.count)
+    finally:
+        await redis.aclose()
+    if args.json:
+        sys.stdout.write(msgspec.json.encode(letters).decode() + "\n")
+        return 0
+    for d in letters:
+        when = datetime.fromtimestamp(d.failed_at_ms / 1000, UTC).isoformat(timespec="seconds")
+        print(f"{d.dlq_id}  {when}  group={d.group} entry={d.entry_id} deliveries={d.deliveries}")
+        print(f"    reason: {d.reason}")
+        print(f"    data:   {d.data[:300]}")
+    print(f"{len(letters)} dead letter(s) in {settings.stream_prefix}{args.stream}.dlq")
+    return 0
+
+
+async def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
+    redis = aioredis.from_url(settings.redis_url)
+    try:
+        new_ids = await replay(redis, settings.stream_prefix + args.stream, ids=args.id)
+    finally:
+        await redis.aclose()
+    print(f"replayed {len(new_ids)} dead letter(s) onto {settings.stream_prefix}{args.stream}")
+    return 0
+
+
+# Other modules add their commands here: name -> (help, add_arguments, run).
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]] = {}
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="conveyor", description=__doc__.split("\n\n")[0])
+    sub = root.add_subparsers(dest="command", required=True)
+    wait = sub.add_parser("wait", help="wait for Redis and PostgreSQL")
+    wait.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    wait.set_defaults(run=cmd_wait)
+    sub.add_parser("migrate", help="apply the SQL migrations").set_defaults(run=cmd_migrate)
+    sub.add_parser("streams", help="streams, groups, pending, lag").set_defaults(run=cmd_streams)
+    dlq = sub.add_parser("dlq", help="dead letters").add_subparsers(dest="dlq", required=True)
+    ls = dlq.add_parser("list", help="list the dead letters of a stream")
+    ls.add_argument("stream", help="e.g. mover.commands")
+    ls.add_argument("--count", type=int, default=100)
+    ls.add_argument("--json", action="store_true", help="one JSON array")
+    ls.set_defaults(run=cmd_dlq_list)
+    rp = dlq.add_parser("replay", help="append dead letters back onto their stream")
+    rp.add_argument("stream", help="e.g. mover.commands")
+    rp.add_argument("--id", action="append", help="a DLQ entry id (repeatable); default all")
+    rp.set_defaults(run=cmd_dlq_replay)
+    for name, (help_text, add_arguments, run) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text)
+        add_arguments(command)
+        command.set_defaults(run=run)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    run: Command = args.run
+    return asyncio.run(run(args, Settings.from_env()))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

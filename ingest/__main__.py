@@ -1,0 +1,8 @@
+"""`python -m ingest`: serve the ingest service (/healthz, /metrics on $INGEST_PORT)."""
+
+from contracts.run import serve
+from contracts.settings import Settings
+from ingest.app import create_app
+
+app, _service = create_app(Settings.from_env())
+serve(app, name="ingest", default_port=8001)

@@ -1,0 +1,8 @@
+"""`python -m mover`: serve the mover service (/healthz, /metrics on $MOVER_PORT)."""
+
+from contracts.run import serve
+from contracts.settings import Settings
+from mover.app import create_app
+
+app, _service = create_app(Settings.from_env())
+serve(app, name="mover", default_port=8002)
