@@ -17,8 +17,9 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -28,7 +29,7 @@ from contracts import migrations, streams
 from contracts.delivery import list_dead, replay
 from contracts.settings import Settings
 
-Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
 HOW_TO_START = {
     "redis": 'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" '
