@@ -1,0 +1,57 @@
+"""The gateway's composition root: `create_app(settings)` builds everything it uses.
+
+Nothing connects at import time or in `create_app`; the lifespan in
+`gateway.resources` creates the Redis client and the (lazy) asyncpg pool and
+closes them at shutdown. Each call builds its own metrics registry, so tests may
+build as many apps as they like in one process.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Sequence
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ControllerRouterHandler
+
+from contracts.settings import Settings
+from gateway import health
+from gateway.metrics import MetricsController, RegistryPrometheusConfig, new_registry
+from gateway.problems import exception_handlers
+from gateway.resources import dependencies, lifespan
+
+__all__ = ["create_app"]
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("conveyor")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.1.0"
+
+
+def create_app(
+    settings: Settings, *, extra_route_handlers: Sequence[ControllerRouterHandler] = ()
+) -> Litestar:
+    """The gateway app for these settings.
+
+    `extra_route_handlers` are mounted beside the gateway's own routes and get the
+    same dependencies, limits, metrics and problem handling (tests use it to add
+    probe routes; production passes none).
+    """
+    registry = new_registry()
+    prometheus = RegistryPrometheusConfig(
+        app_name="litestar", prefix="litestar", group_path=True, registry=registry
+    )
+    return Litestar(
+        route_handlers=[health.healthz, health.readyz, MetricsController, *extra_route_handlers],
+        lifespan=[lifespan(settings)],
+        state=State({"settings": settings, "metrics_registry": registry}),
+        dependencies=dependencies(),
+        middleware=[prometheus.middleware],
+        exception_handlers=exception_handlers(),
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="Conveyor", version=_version(), path="/schema"),
+    )

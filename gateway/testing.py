@@ -1,0 +1,51 @@
+"""An in-process client for the gateway, for tests of gateway routes.
+
+Why not litestar's `AsyncTestClient`: it runs the app in a second thread and
+blocks the caller's event loop for the length of each request, so anything the
+test itself serves on that loop (a fake upstream, a TCP forwarder) stalls, and
+the app's Redis/asyncpg clients live on another loop than the test's. Here the
+app runs in the caller's loop, as under uvicorn.
+
+The lifespan runs in a task of its own because anyio (under Litestar's lifespan)
+requires it to be entered and exited in one task, and pytest fixtures set up and
+tear down in different tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+from litestar import Litestar
+
+__all__ = ["serve"]
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    app: Litestar, base_url: str = "http://gateway"
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Start `app` (lifespan included), yield a client for it, then shut it down."""
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def run() -> None:
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    lifespan = asyncio.create_task(run())
+    startup = asyncio.create_task(started.wait())
+    await asyncio.wait({lifespan, startup}, return_when=asyncio.FIRST_COMPLETED)
+    if lifespan.done():
+        startup.cancel()
+        lifespan.result()  # the start-up error
+    try:
+        # Litestar types its ASGI scope more narrowly than httpx's generic ASGI alias.
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            yield client
+    finally:
+        stop.set()
+        await lifespan
