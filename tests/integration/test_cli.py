@@ -1,0 +1,68 @@
+"""The operator's commands against real Redis and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio as aioredis
+
+from contracts import cli, codec
+from contracts.delivery import dead_letter
+from contracts.messages import StopBatch
+from contracts.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+async def run(argv: list[str], settings: Settings) -> int:
+    args = cli.parser().parse_args(argv)
+    return int(await args.run(args, settings))
+
+
+async def test_dlq_list_and_replay(
+    redis: aioredis.Redis, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = f"{settings.stream_prefix}ingest.commands"
+    message = StopBatch(id="m1", batch_id="b1")
+    entry = await redis.xadd(name, codec.entry_fields(message))
+    await redis.xgroup_create(name, "ingest", id="0")
+    await redis.xreadgroup("ingest", "c1", {name: ">"})
+    await dead_letter(
+        redis,
+        stream=name,
+        group="ingest",
+        entry_id=entry.decode(),
+        data=codec.encode(message),
+        reason="boom",
+        deliveries=6,
+        consumer="c1",
+    )
+    assert (await redis.xpending(name, "ingest"))["pending"] == 0
+
+    assert await run(["dlq", "list", "ingest.commands"], settings) == 0
+    out = capsys.readouterr().out
+    assert "reason: boom" in out
+    assert "deliveries=6" in out
+    assert "1 dead letter(s)" in out
+
+    assert await run(["dlq", "replay", "ingest.commands"], settings) == 0
+    assert "replayed 1" in capsys.readouterr().out
+    assert await redis.xlen(f"{name}.dlq") == 0
+    last = await redis.xrevrange(name, count=1)
+    assert last[0][1][codec.DATA_FIELD] == codec.encode(message)
+
+
+async def test_wait_names_the_unreachable_service(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    closed = Settings(redis_url="redis://127.0.0.1:1/0", database_url=settings.database_url)
+    assert await run(["wait", "--timeout", "0"], closed) == 1
+    err = capsys.readouterr().err
+    assert "redis is not reachable at redis://127.0.0.1:1/0" in err
+    assert "redis-server" in err
+
+
+async def test_migrate_is_idempotent(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await run(["migrate"], settings) == 0
+    assert "(0 applied now)" in capsys.readouterr().out
