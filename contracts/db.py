@@ -16,6 +16,7 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
         max_size=settings.db_pool_max,
         server_settings={"search_path": settings.db_schema, "application_name": "conveyor"},
         command_timeout=60,
+        timeout=5,  # connect timeout: a PostgreSQL that does not answer fails fast
     )
     assert pool is not None
     return pool
