@@ -135,42 +135,81 @@ class JobCancelled(Message, frozen=True, kw_only=True):
 
 
 # --- batches: commands and events ---------------------------------------------
+# A batch is a named stream of points; each start of it is a *run* whose id is the
+# StartBatch message id. Admission, leases and fencing: contracts/batches.py.
 
 
 class StartBatch(Message, frozen=True, kw_only=True):
+    """Start run `id` of batch `batch_id`: a producer of `rate` points a second.
+
+    `rate` 0 starts a batch fed only by pushed points (`POST /batches/{id}/points`).
+    `uniform_int` draws integers in [low, high] (the classic: 4/s, 0..100),
+    `uniform` floats in [low, high), `normal` from N(mean, stddev).
+    """
+
     batch_id: str
-    interval_s: float = 0.25
-    distribution: Literal["uniform"] = "uniform"
-    low: int = 0
-    high: int = 100
+    rate: float = 4.0
+    distribution: Literal["uniform_int", "uniform", "normal"] = "uniform_int"
+    low: float = 0
+    high: float = 100
+    mean: float = 50
+    stddev: float = 15
 
 
 class StopBatch(Message, frozen=True, kw_only=True):
     batch_id: str
+    run_id: str
 
 
 class Point(msgspec.Struct, frozen=True, kw_only=True):
+    """One data point: its value `key` and its event time `ts`."""
+
     key: float
     ts: datetime
 
 
-class PointsRecorded(Message, frozen=True, kw_only=True):
-    """Points stored raw for a batch; `seq` orders a batch's messages."""
+class RecordPoints(Message, frozen=True, kw_only=True):
+    """Store these points of a batch (pushed over HTTP, or from a run's producer).
+
+    `received_at` is when they reached Conveyor (the gateway, or the producer);
+    lateness is judged against it, so it is the same on every redelivery.
+    """
 
     batch_id: str
     points: list[Point]
+    received_at: datetime
+    run_id: str | None = None
+    producer: str | None = None
+
+
+class PointsRecorded(Message, frozen=True, kw_only=True):
+    """Points stored raw for a batch: `points` are on time (they count in their
+    minute); `late` more were stored but arrived after their minute's grace."""
+
+    batch_id: str
+    points: list[Point]
+    received_at: datetime
+    late: int = 0
 
 
 class BatchStarted(Message, frozen=True, kw_only=True):
     batch_id: str
+    run_id: str
+    started_at: datetime
+    rate: float = 0.0
+    distribution: str = "uniform_int"
 
 
 class BatchStopped(Message, frozen=True, kw_only=True):
     batch_id: str
+    run_id: str
+    stopped_at: datetime
     reason: str = "stopped"
 
 
 class MinuteClosed(Message, frozen=True, kw_only=True):
+    """A minute of a batch is past its grace period: its aggregate is final."""
+
     batch_id: str
     minute: datetime
     count: int
@@ -187,5 +226,6 @@ MoverCommand = MoveCompanies | CancelJob | RetryJob
 ChunkCommand = ApplyChunk
 JobEvent = JobQueued | JobStarted | JobProgressed | JobCompleted | JobFailed | JobCancelled
 IngestCommand = StartBatch | StopBatch
+PointsCommand = RecordPoints
 PointsEvent = PointsRecorded
 BatchEvent = BatchStarted | BatchStopped | MinuteClosed

@@ -41,6 +41,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_max: int = 10
     # Gateway
     max_body_bytes: int = 1_048_576
+    # Batches (issue 4): runs at once; how late (after its minute ends) a point still
+    # counts in its minute; points per push request; how long a producer's lease lasts.
+    max_batches: int = 5
+    late_grace_s: float = 10.0
+    max_points_per_request: int = 10_000
+    batch_lease_ms: int = 3_000
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -59,6 +65,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             db_pool_min=int(_env("CONVEYOR_DB_POOL_MIN", str(defaults.db_pool_min))),
             db_pool_max=int(_env("CONVEYOR_DB_POOL_MAX", str(defaults.db_pool_max))),
             max_body_bytes=int(_env("CONVEYOR_MAX_BODY_BYTES", str(defaults.max_body_bytes))),
+            max_batches=int(_env("CONVEYOR_MAX_BATCHES", str(defaults.max_batches))),
+            late_grace_s=float(_env("CONVEYOR_LATE_GRACE_S", str(defaults.late_grace_s))),
+            max_points_per_request=int(
+                _env("CONVEYOR_MAX_POINTS_PER_REQUEST", str(defaults.max_points_per_request))
+            ),
+            batch_lease_ms=int(_env("CONVEYOR_BATCH_LEASE_MS", str(defaults.batch_lease_ms))),
         )
 
     def redacted(self) -> dict[str, object]:

@@ -59,7 +59,11 @@ def _decoder(message_type: object) -> msgspec.json.Decoder[object]:
 MOVER_COMMANDS = StreamSpec("mover.commands", (MOVER,), DAY_MS, m.MoverCommand)
 MOVER_CHUNKS = StreamSpec("mover.chunks", (MOVER,), HOUR_MS, m.ChunkCommand)
 JOBS_EVENTS = StreamSpec("jobs.events", (AGGREGATOR,), DAY_MS, m.JobEvent)
+# Batches (issue 4): lifecycle commands apart from the points, so that a stop is
+# never queued behind thousands of points; points pushed over HTTP and made by a
+# run's producer both enter through `ingest.points`.
 INGEST_COMMANDS = StreamSpec("ingest.commands", (INGEST,), DAY_MS, m.IngestCommand)
+INGEST_POINTS = StreamSpec("ingest.points", (INGEST,), 15 * MINUTE_MS, m.PointsCommand)
 POINTS = StreamSpec("points", (AGGREGATOR,), 15 * MINUTE_MS, m.PointsEvent)
 BATCHES_EVENTS = StreamSpec("batches.events", (AGGREGATOR,), DAY_MS, m.BatchEvent)
 
@@ -68,6 +72,7 @@ ALL: tuple[StreamSpec, ...] = (
     MOVER_CHUNKS,
     JOBS_EVENTS,
     INGEST_COMMANDS,
+    INGEST_POINTS,
     POINTS,
     BATCHES_EVENTS,
 )

@@ -27,6 +27,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
         CONVEYOR_SHUTDOWN_GRACE_S=str(settings.shutdown_grace_s),
         CONVEYOR_POLL_MS=str(settings.poll_ms),
         CONVEYOR_DB_POOL_MAX=str(settings.db_pool_max),
+        CONVEYOR_MAX_BATCHES=str(settings.max_batches),
+        CONVEYOR_LATE_GRACE_S=str(settings.late_grace_s),
+        CONVEYOR_MAX_POINTS_PER_REQUEST=str(settings.max_points_per_request),
+        CONVEYOR_BATCH_LEASE_MS=str(settings.batch_lease_ms),
         PYTHONUNBUFFERED="1",
     )
     return env

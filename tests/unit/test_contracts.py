@@ -76,17 +76,18 @@ class StopBatchV2(m.Message, frozen=True, kw_only=True, tag="StopBatch"):
     """A later StopBatch with a new field (and its default), as the evolution rules allow."""
 
     batch_id: str
+    run_id: str
     reason: str = "user"
 
 
 def test_old_consumer_reads_a_message_with_a_new_field() -> None:
-    newer = StopBatchV2(id="1", batch_id="b1", reason="quota")
+    newer = StopBatchV2(id="1", batch_id="b1", run_id="r1", reason="quota")
     old = streams.INGEST_COMMANDS.decoder().decode(encode(newer))
-    assert old == m.StopBatch(id="1", batch_id="b1", at=newer.at)
+    assert old == m.StopBatch(id="1", batch_id="b1", run_id="r1", at=newer.at)
 
 
 def test_new_consumer_reads_an_old_message() -> None:
-    older = m.StopBatch(id="2", batch_id="b2")
+    older = m.StopBatch(id="2", batch_id="b2", run_id="r2")
     newer = msgspec.json.Decoder(StopBatchV2).decode(encode(older))
     assert newer.reason == "user"
     assert newer.batch_id == "b2"
