@@ -17,7 +17,8 @@ whether or not Redis and PostgreSQL are up; `/readyz` says which is missing:
 Routes get these as app-level dependencies, by parameter name:
 `redis: NamedDependency[Redis]`, `pool: NamedDependency[asyncpg.Pool]`,
 `settings: NamedDependency[Settings]`, `metrics_registry:
-NamedDependency[CollectorRegistry]`; elsewhere (a hook, a background task)
+NamedDependency[CollectorRegistry]`, `feeds: NamedDependency[Feeds]` (the SSE
+fan-out, gateway.feeds); elsewhere (a hook, a background task)
 through `redis_of(app.state)`, `pool_of(app.state)` and the like.
 """
 
@@ -42,9 +43,18 @@ from redis.backoff import ExponentialWithJitterBackoff
 
 from contracts.db import create_pool
 from contracts.settings import Settings
+from gateway.feeds import Feeds
 from gateway.health import check_dependencies, readiness_failure
 
-__all__ = ["dependencies", "lifespan", "metrics_registry_of", "pool_of", "redis_of", "settings_of"]
+__all__ = [
+    "dependencies",
+    "feeds_of",
+    "lifespan",
+    "metrics_registry_of",
+    "pool_of",
+    "redis_of",
+    "settings_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +85,14 @@ def lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextMan
     async def resources(app: Litestar) -> AsyncIterator[None]:
         app.state.redis = new_redis(settings)
         app.state.pool = await new_pool(settings)
+        app.state.feeds = Feeds(
+            app.state.redis, settings.stream_prefix, metrics_registry_of(app.state)
+        )
         try:
             await _log_readiness(app.state.redis, app.state.pool)
             yield
         finally:
+            await app.state.feeds.close()
             await _close(app.state.pool, app.state.redis)
 
     return resources
@@ -114,6 +128,10 @@ def settings_of(state: State) -> Settings:
     return cast(Settings, state.settings)
 
 
+def feeds_of(state: State) -> Feeds:
+    return cast(Feeds, state.feeds)
+
+
 def metrics_registry_of(state: State) -> CollectorRegistry:
     return cast(CollectorRegistry, state.metrics_registry)
 
@@ -125,4 +143,5 @@ def dependencies() -> dict[str, Provide]:
         "pool": Provide(pool_of, sync_to_thread=False),
         "settings": Provide(settings_of, sync_to_thread=False),
         "metrics_registry": Provide(metrics_registry_of, sync_to_thread=False),
+        "feeds": Provide(feeds_of, sync_to_thread=False),
     }

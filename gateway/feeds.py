@@ -1,0 +1,279 @@
+"""Live feeds: one XREAD reader per stream per gateway process, fanned out to SSE clients.
+
+    feed = feeds_of(app.state).get(streams.JOBS_EVENTS)
+    events = feed.subscribe(match=lambda m: m.job_id == job_id, after=last_event_id)
+    return sse(events)
+
+- **One reader.** `StreamFeed` reads its stream with `XREAD BLOCK` from one task,
+  started with the first subscriber; adding clients adds no Redis reads.
+- **No gaps, no duplicates.** A subscriber is registered (its live queue
+  buffering) *before* it reads the backlog after `after` with `XRANGE`; live
+  events at or before the last backlog id are then skipped. Each SSE event's `id`
+  is the stream entry id, so `Last-Event-ID` resumes exactly.
+- **Reset.** If `after` is older than the stream's first entry, what came
+  between may have been trimmed: the first event is `reset` (refetch state),
+  then the feed continues live.
+- **Bounded memory.** Each subscriber's queue holds `buffer` events; a client
+  that falls behind is cut off with an `overflow` event carrying a `retry:`
+  hint, and resumes with `Last-Event-ID` from the backlog.
+- **Heartbeats** (SSE comments) every `heartbeat_s` keep idle connections open
+  through proxies. **Shutdown** ends every subscriber at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import msgspec
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+from prometheus_client import CollectorRegistry, Gauge
+from redis.asyncio import Redis
+
+from contracts.codec import DATA_FIELD
+from contracts.streams import StreamSpec
+
+log = logging.getLogger(__name__)
+
+Match = Callable[[Any], bool]
+BLOCK_MS = 1000
+PAGE = 500
+RETRY_MS = 1000
+
+
+@dataclass(frozen=True)
+class FeedEvent:
+    id: str
+    event: str
+    data: bytes
+
+
+_RESET = "reset"
+_OVERFLOW = "overflow"
+_CLOSED = "closed"
+
+
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
+async def _xrange(redis: Redis, name: str, *, start: str = "-", count: int) -> Entries:
+    return cast(Entries, await redis.xrange(name, min=start, count=count))
+
+
+async def _xrevrange(redis: Redis, name: str, *, count: int) -> Entries:
+    return cast(Entries, await redis.xrevrange(name, count=count))
+
+
+def _id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+@dataclass(eq=False)
+class _Subscriber:
+    match: Match
+    queue: asyncio.Queue[FeedEvent]
+    ended: str | None = None
+
+
+@dataclass(eq=False)
+class StreamFeed:
+    """The fan-out of one stream in this process."""
+
+    redis: Redis
+    spec: StreamSpec
+    buffer: int = 1000
+    clients: Gauge | None = None
+    _subscribers: set[_Subscriber] = field(default_factory=set)
+    _reader: asyncio.Task[None] | None = None
+    _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _stopping: bool = False
+    _decoder: msgspec.json.Decoder[Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._decoder = self.spec.decoder()
+
+    async def subscribe(
+        self, *, match: Match, after: str | None = None
+    ) -> AsyncGenerator[FeedEvent, None]:
+        """Events matching `match`: the backlog after `after` (if given), then live ones.
+
+        The subscriber is registered (and counted) when this returns; iterate the
+        generator to the end or `aclose()` it to unregister.
+        """
+        sub = _Subscriber(match, asyncio.Queue(self.buffer))
+        await self._ensure_reader()
+        self._subscribers.add(sub)
+        if self.clients is not None:
+            self.clients.labels(self.spec.name).inc()
+        return self._events(sub, after)
+
+    async def _events(self, sub: _Subscriber, after: str | None) -> AsyncGenerator[FeedEvent, None]:
+        match = sub.match
+        try:
+            last = None
+            if after is not None:
+                if await self._trimmed_since(after):
+                    yield FeedEvent(after, _RESET, b'{"reason":"events were trimmed; refetch"}')
+                else:
+                    async for event in self._backlog(after, match):
+                        last = event.id
+                        yield event
+            while True:
+                event = await sub.queue.get()
+                if event.event in (_OVERFLOW, _CLOSED):
+                    yield event
+                    return
+                if last is None or _id(event.id) > _id(last):
+                    yield event
+        finally:
+            self._subscribers.discard(sub)
+            if self.clients is not None:
+                self.clients.labels(self.spec.name).dec()
+
+    async def close(self) -> None:
+        self._stopping = True
+        for sub in list(self._subscribers):
+            self._end(sub, _CLOSED)
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+    async def _ensure_reader(self) -> None:
+        """Start the reader at the stream's current end, before any subscriber reads its
+        backlog: every entry after that point reaches the subscribers live."""
+        async with self._starting:
+            if self._reader is None or self._reader.done():
+                start = await self._tail()
+                self._reader = asyncio.create_task(self._read(start), name=f"feed:{self.spec.name}")
+
+    async def _read(self, last: str) -> None:
+        while not self._stopping:
+            try:
+                found = cast(
+                    list[tuple[bytes, Entries]],
+                    await self.redis.xread({self.spec.name: last}, count=PAGE, block=BLOCK_MS),
+                )
+            except Exception as exc:  # Redis away: keep trying, clients keep their place
+                if self._stopping:  # redis-py may turn our cancel into a ConnectionError
+                    return
+                log.warning("feed %s: read failed (%s); retrying", self.spec.name, exc)
+                await asyncio.sleep(1)
+                continue
+            for _stream, entries in found or []:
+                for entry_id, fields in entries:
+                    last = entry_id.decode()
+                    self._dispatch(last, fields)
+
+    def _dispatch(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
+        decoded = self._decode(entry_id, fields)
+        if decoded is None:
+            return
+        message, event = decoded
+        for sub in list(self._subscribers):
+            if sub.ended or not sub.match(message):
+                continue
+            try:
+                sub.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                self._end(sub, _OVERFLOW)
+
+    def _decode(self, entry_id: str, fields: dict[bytes, bytes]) -> tuple[Any, FeedEvent] | None:
+        data = fields.get(DATA_FIELD, b"")
+        try:
+            message = self._decoder.decode(data)
+        except msgspec.MsgspecError:
+            return None
+        return message, FeedEvent(entry_id, type(message).__name__, data)
+
+    def _end(self, sub: _Subscriber, why: str) -> None:
+        """Replace whatever is queued with one final event (room is made for it)."""
+        sub.ended = why
+        while not sub.queue.empty():
+            sub.queue.get_nowait()
+        sub.queue.put_nowait(FeedEvent("", why, b"{}"))
+
+    async def _tail(self) -> str:
+        newest = await _xrevrange(self.redis, self.spec.name, count=1)
+        return newest[0][0].decode() if newest else "0-0"
+
+    async def _trimmed_since(self, after: str) -> bool:
+        oldest = await _xrange(self.redis, self.spec.name, count=1)
+        if not oldest:
+            return False
+        return _id(after) < _id(oldest[0][0].decode()) and _id(after) != (0, 0)
+
+    async def _backlog(self, after: str, match: Match) -> AsyncIterator[FeedEvent]:
+        start = f"({after}"
+        while True:
+            page = await _xrange(self.redis, self.spec.name, start=start, count=PAGE)
+            for entry_id, fields in page:
+                decoded = self._decode(entry_id.decode(), fields)
+                if decoded is not None and match(decoded[0]):
+                    yield decoded[1]
+            if len(page) < PAGE:
+                return
+            start = f"({page[-1][0].decode()}"
+
+
+class Feeds:
+    """This process's feeds, one per stream, created on first use."""
+
+    def __init__(self, redis: Redis, prefix: str, registry: CollectorRegistry | None = None):
+        self.redis = redis
+        self.prefix = prefix
+        self._feeds: dict[str, StreamFeed] = {}
+        self.clients = Gauge(
+            "conveyor_sse_clients", "Open SSE subscriptions.", ["stream"], registry=registry
+        )
+
+    def get(self, spec: StreamSpec) -> StreamFeed:
+        named = spec.prefixed(self.prefix)
+        if named.name not in self._feeds:
+            self._feeds[named.name] = StreamFeed(self.redis, named, clients=self.clients)
+        return self._feeds[named.name]
+
+    async def close(self) -> None:
+        for feed in self._feeds.values():
+            await feed.close()
+
+
+async def _messages(
+    events: AsyncIterator[FeedEvent], heartbeat_s: float
+) -> AsyncIterator[ServerSentEventMessage]:
+    iterator = aiter(events)
+    pending: asyncio.Task[FeedEvent] | None = None
+    try:
+        while True:
+            pending = pending or asyncio.ensure_future(anext(iterator))
+            done, _ = await asyncio.wait({pending}, timeout=heartbeat_s)
+            if not done:
+                yield ServerSentEventMessage(comment="heartbeat")
+                continue
+            try:
+                event = pending.result()
+            except StopAsyncIteration:
+                return
+            pending = None
+            if event.event in (_OVERFLOW, _CLOSED):
+                yield ServerSentEventMessage(event=event.event, data="{}", retry=RETRY_MS)
+                return
+            yield ServerSentEventMessage(id=event.id, event=event.event, data=event.data.decode())
+    finally:
+        if pending is not None:
+            pending.cancel()
+        with contextlib.suppress(Exception):
+            await iterator.aclose()  # type: ignore[attr-defined]
+
+
+def sse(events: AsyncIterator[FeedEvent], *, heartbeat_s: float = 15.0) -> ServerSentEvent:
+    """The SSE response for a feed subscription, with heartbeats."""
+    return ServerSentEvent(
+        _messages(events, heartbeat_s),
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
