@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from faststream.asgi import AsgiFastStream
 
+from aggregator.points_wiring import add_minute_closer, register_points
 from contracts.service import Service, build_service
 from contracts.settings import Settings
 
 
 def register(service: Service) -> None:
-    """Subscribe the service's handlers (none yet: see the issues that add them)."""
+    """Subscribe the service's handlers."""
+    register_points(service)  # batches: per-minute aggregates, runs (aggregator/points*.py)
 
 
 def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
-    return build_service("aggregator", settings, register)
+    app, service = build_service("aggregator", settings, register)
+    add_minute_closer(app, service)  # batches: MinuteClosed (aggregator/minute_closer.py)
+    return app, service

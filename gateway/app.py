@@ -17,7 +17,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
 from contracts.settings import Settings
-from gateway import health
+from gateway import batches, health
 from gateway.metrics import MetricsController, RegistryPrometheusConfig, new_registry
 from gateway.problems import exception_handlers
 from gateway.resources import dependencies, lifespan
@@ -46,7 +46,13 @@ def create_app(
         app_name="litestar", prefix="litestar", group_path=True, registry=registry
     )
     return Litestar(
-        route_handlers=[health.healthz, health.readyz, MetricsController, *extra_route_handlers],
+        route_handlers=[
+            health.healthz,
+            health.readyz,
+            MetricsController,
+            batches.router,  # batches: /batches..., /stats (gateway/batches*.py)
+            *extra_route_handlers,
+        ],
         lifespan=[lifespan(settings)],
         state=State({"settings": settings, "metrics_registry": registry}),
         dependencies=dependencies(),

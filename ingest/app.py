@@ -1,19 +1,65 @@
 """The ingest service: batch lifecycle, point sources, raw point storage.
 
 `create_app(settings)` is its one composition root (see contracts/service.py).
+
+- `ingest.commands` (StartBatch, StopBatch) -> ingest/lifecycle.py
+- `ingest.points` (RecordPoints, pushed or generated) -> ingest/points.py: COPY into
+  `points`, then PointsRecorded on `points`
+- the producers of running batches, one per batch across all ingest processes
+  -> ingest/supervisor.py, ingest/producers.py
 """
 
 from __future__ import annotations
 
 from faststream.asgi import AsgiFastStream
 
+from contracts import streams
+from contracts.batches import BatchRegistry
 from contracts.service import Service, build_service
 from contracts.settings import Settings
+from ingest.lifecycle import Lifecycle
+from ingest.metrics import IngestMetrics
+from ingest.points import PointsRecorder
+from ingest.supervisor import Supervisor
+
+# Many points per message already; a few messages in flight hide PostgreSQL's latency.
+POINTS_CONCURRENCY = 4
+POINTS_READ_COUNT = 20
 
 
-def register(service: Service) -> None:
-    """Subscribe the service's handlers (none yet: see the issues that add them)."""
+def register(service: Service) -> Supervisor:
+    """Subscribe the service's handlers; return the supervisor of its producers."""
+    settings, prefix = service.settings, service.settings.stream_prefix
+    metrics = IngestMetrics(service.metrics.registry)
+    registry = BatchRegistry(service.redis, prefix)
+    supervisor = Supervisor(registry, settings, metrics)
+    lifecycle = Lifecycle(service.redis, streams.BATCHES_EVENTS.prefixed(prefix).name, supervisor)
+    recorder = PointsRecorder(
+        service.redis, streams.POINTS.prefixed(prefix).name, settings.late_grace_s, metrics
+    )
+    delivery = service.delivery
+    delivery.consume(
+        streams.INGEST_COMMANDS,
+        streams.INGEST,
+        lifecycle.handle,
+        after_commit=lifecycle.after_commit,
+    )
+    delivery.consume(
+        streams.INGEST_POINTS,
+        streams.INGEST,
+        recorder.handle,
+        after_commit=recorder.after_commit,
+        concurrency=POINTS_CONCURRENCY,
+        batch=POINTS_READ_COUNT,
+    )
+    return supervisor
 
 
 def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
-    return build_service("ingest", settings, register)
+    supervisors: list[Supervisor] = []
+    app, service = build_service("ingest", settings, lambda s: supervisors.append(register(s)))
+    supervisor = supervisors[0]
+    # After the broker is up; before it stops (so leases are released for others at once).
+    app.after_startup(supervisor.start)
+    app.on_shutdown(supervisor.stop)
+    return app, service

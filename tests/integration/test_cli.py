@@ -22,7 +22,7 @@ async def test_dlq_list_and_replay(
     redis: aioredis.Redis, settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     name = f"{settings.stream_prefix}ingest.commands"
-    message = StopBatch(id="m1", batch_id="b1")
+    message = StopBatch(id="m1", batch_id="b1", run_id="r1")
     entry = await redis.xadd(name, codec.entry_fields(message))
     await redis.xgroup_create(name, "ingest", id="0")
     await redis.xreadgroup("ingest", "c1", {name: ">"})

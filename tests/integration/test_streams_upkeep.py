@@ -16,7 +16,7 @@ FAR_FUTURE_MS = 10**13  # every entry is past its retention window
 
 async def fill(redis: aioredis.Redis, name: str, n: int) -> list[bytes]:
     return [
-        await redis.xadd(name, codec.entry_fields(StopBatch(id=str(i), batch_id="b")))
+        await redis.xadd(name, codec.entry_fields(StopBatch(id=str(i), batch_id="b", run_id="r")))
         for i in range(n)
     ]
 

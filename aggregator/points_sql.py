@@ -1,0 +1,111 @@
+"""The aggregator's SQL for batches: per-minute aggregates and the runs projection.
+
+Functions take the connection as a keyword argument; the delivery rules' transaction
+(which also records the message as applied) is the caller's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+from contracts.db import DbConnection
+
+# Partial aggregates of one message, merged into the stored ones. Rows are inserted
+# in minute order, so concurrent messages of one batch lock its minutes in the same
+# order (no deadlocks). Updating a closed minute reopens it, to be announced again.
+_ADD_POINTS = """
+INSERT INTO minute_aggregates AS a (batch_id, minute, count, sum, min, max)
+SELECT $1, date_trunc('minute', p.ts, 'UTC'), count(*), sum(p.key::numeric), min(p.key), max(p.key)
+FROM unnest($2::timestamptz[], $3::float8[]) AS p(ts, key)
+GROUP BY 2
+ORDER BY 2
+ON CONFLICT (batch_id, minute) DO UPDATE SET
+    count = a.count + excluded.count,
+    sum = a.sum + excluded.sum,
+    min = least(a.min, excluded.min),
+    max = greatest(a.max, excluded.max),
+    closed = false,
+    updated_at = now()
+"""
+
+_CLOSE_DUE = """
+UPDATE minute_aggregates AS a SET closed = true
+FROM (SELECT batch_id, minute FROM minute_aggregates
+      WHERE NOT closed AND minute <= $1
+      ORDER BY minute LIMIT $2
+      FOR UPDATE SKIP LOCKED) AS due
+WHERE a.batch_id = due.batch_id AND a.minute = due.minute
+RETURNING a.batch_id, a.minute, a.count, a.sum::float8 AS sum, a.min, a.max
+"""
+
+_RECOMPUTE = """
+SELECT batch_id, date_trunc('minute', ts, 'UTC') AS minute, count(*) AS count,
+       sum(key::numeric) AS sum, min(key) AS min, max(key) AS max
+FROM points
+WHERE NOT late AND ($1::text IS NULL OR batch_id = $1)
+GROUP BY 1, 2
+ORDER BY 1, 2
+"""
+
+_STORED = """
+SELECT batch_id, minute, count, sum, min, max
+FROM minute_aggregates
+WHERE $1::text IS NULL OR batch_id = $1
+ORDER BY 1, 2
+"""
+
+_RUN_STARTED = """
+INSERT INTO batch_runs (run_id, batch_id, started_at, rate, distribution)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (run_id) DO UPDATE SET
+    started_at = excluded.started_at, rate = excluded.rate, distribution = excluded.distribution
+"""
+
+_RUN_STOPPED = """
+INSERT INTO batch_runs (run_id, batch_id, stopped_at, stop_reason)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (run_id) DO UPDATE SET
+    stopped_at = excluded.stopped_at, stop_reason = excluded.stop_reason
+"""
+
+
+async def add_points(
+    *, conn: DbConnection, batch_id: str, ts: Sequence[datetime], keys: Sequence[float]
+) -> None:
+    await conn.execute(_ADD_POINTS, batch_id, ts, keys)
+
+
+async def close_due(*, conn: DbConnection, until: datetime, limit: int) -> list[asyncpg.Record]:
+    """Mark open minutes starting at or before `until` closed; return them."""
+    return list(await conn.fetch(_CLOSE_DUE, until, limit))
+
+
+async def recompute(*, conn: DbConnection, batch_id: str | None = None) -> list[asyncpg.Record]:
+    """The per-minute aggregates computed afresh from the raw on-time points."""
+    return list(await conn.fetch(_RECOMPUTE, batch_id))
+
+
+async def stored(*, conn: DbConnection, batch_id: str | None = None) -> list[asyncpg.Record]:
+    """The per-minute aggregates as the aggregator keeps them (same columns as `recompute`)."""
+    return list(await conn.fetch(_STORED, batch_id))
+
+
+async def run_started(
+    *,
+    conn: DbConnection,
+    run_id: str,
+    batch_id: str,
+    started_at: datetime,
+    rate: float,
+    distribution: str,
+) -> None:
+    await conn.execute(_RUN_STARTED, run_id, batch_id, started_at, rate, distribution)
+
+
+async def run_stopped(
+    *, conn: DbConnection, run_id: str, batch_id: str, stopped_at: datetime, reason: str
+) -> None:
+    await conn.execute(_RUN_STOPPED, run_id, batch_id, stopped_at, reason)

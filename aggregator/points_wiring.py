@@ -1,0 +1,38 @@
+"""How the aggregator's batch parts are put together (called from aggregator/app.py).
+
+- `register_points(service)`: consume `points` (per-minute aggregates) and
+  `batches.events` (the runs projection);
+- `add_minute_closer(app, service)`: run the minute closer while the app runs.
+"""
+
+from __future__ import annotations
+
+from faststream.asgi import AsgiFastStream
+
+from aggregator.minute_closer import MinuteCloser
+from aggregator.points import PointsAggregator, project_batch_event
+from contracts import streams
+from contracts.service import Service
+
+# Each PointsRecorded carries many points; a few in flight hide PostgreSQL's latency.
+POINTS_CONCURRENCY = 4
+POINTS_READ_COUNT = 20
+
+
+def register_points(service: Service) -> None:
+    aggregator = PointsAggregator(service.metrics.registry)
+    service.delivery.consume(
+        streams.POINTS,
+        streams.AGGREGATOR,
+        aggregator.handle,
+        concurrency=POINTS_CONCURRENCY,
+        batch=POINTS_READ_COUNT,
+    )
+    service.delivery.consume(streams.BATCHES_EVENTS, streams.AGGREGATOR, project_batch_event)
+
+
+def add_minute_closer(app: AsgiFastStream, service: Service) -> MinuteCloser:
+    closer = MinuteCloser(service.settings, service.redis, service.pool, service.metrics.registry)
+    app.after_startup(closer.start)
+    app.on_shutdown(closer.stop)
+    return closer

@@ -1,0 +1,186 @@
+"""Batches over HTTP: start and stop here; pushes in batches_points, reads in batches_reads.
+
+    POST   /batches                    start a batch (id in the body, or one is made)
+    PUT    /batches/{batch_id}         start it (idempotent: running -> 200, as is)
+    DELETE /batches/{batch_id}         stop it (also POST /batches/{batch_id}/stop)
+
+A start is admitted by one atomic Redis script (contracts/batches.py): at most
+`max_batches` run at once across every gateway and ingest process; past that
+the answer is 429 problem+json naming the limit and the running batches, with
+Retry-After. A start of a running batch starts nothing: 200 with
+`already_running: true`. The admitted start and its StartBatch command are
+written in the same step, so an admitted run is never lost. A stop removes the
+run from the admitted set at once (its producer is fenced off on its next
+emission) and sends StopBatch; a stopped batch can be started again (a new run).
+"""
+
+from __future__ import annotations
+
+import re
+from http import HTTPStatus
+from typing import Annotated, Literal
+
+import asyncpg
+import msgspec
+from litestar import Response, Router, delete, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, HeaderParameter, JSONBody
+
+from contracts.batches import BatchRegistry
+from contracts.messages import StartBatch, StopBatch, id_from_key, new_id
+from contracts.settings import Settings
+from gateway import batches_points, batches_reads
+from gateway import batches_sql as sql
+from gateway.batches_deps import BatchMetrics, batch_dependencies
+from gateway.problems import ProblemError
+
+__all__ = ["BATCH_ID", "router", "valid_batch_id"]
+
+BATCH_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+_BATCH_ID = re.compile(BATCH_ID)
+MAX_RATE = 20_000.0  # points a second from one run's producer
+LIMIT_RETRY_AFTER_S = 5
+
+BatchId = Annotated[str, msgspec.Meta(pattern=BATCH_ID)]
+
+
+class StartOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How the run's producer makes points (see StartBatch); rate 0: pushed points only."""
+
+    rate: Annotated[float, msgspec.Meta(ge=0, le=MAX_RATE)] = 4.0
+    distribution: Literal["uniform_int", "uniform", "normal"] = "uniform_int"
+    low: float = 0
+    high: float = 100
+    mean: float = 50
+    stddev: Annotated[float, msgspec.Meta(ge=0)] = 15
+
+
+class StartRequest(StartOptions, kw_only=True, forbid_unknown_fields=True):
+    batch_id: BatchId | None = None
+
+
+class BatchRun(msgspec.Struct):
+    batch_id: str
+    run_id: str
+    status: str
+    already_running: bool = False
+    already_stopped: bool = False
+
+
+def valid_batch_id(batch_id: str) -> str:
+    if not _BATCH_ID.match(batch_id):
+        raise ProblemError(
+            HTTPStatus.BAD_REQUEST, f"batch id {batch_id!r} does not match {BATCH_ID}"
+        )
+    return batch_id
+
+
+async def _start(
+    batch_id: str,
+    options: StartOptions,
+    run_id: str,
+    batches: BatchRegistry,
+    settings: Settings,
+    metrics: BatchMetrics,
+) -> Response[BatchRun]:
+    if options.low > options.high:
+        raise ProblemError(HTTPStatus.BAD_REQUEST, "low must not be greater than high")
+    fields = msgspec.structs.asdict(options)
+    fields.pop("batch_id", None)
+    start = StartBatch(id=run_id, batch_id=batch_id, **fields)
+    admission = await batches.admit(start, limit=settings.max_batches)
+    if admission.outcome == "full":
+        metrics.starts.labels("limited").inc()
+        running = list(admission.running)
+        raise ProblemError(
+            HTTPStatus.TOO_MANY_REQUESTS,
+            f"At most {settings.max_batches} batches run at once; running now: "
+            f"{', '.join(running)}. Stop one first.",
+            title="Too many running batches",
+            retry_after=LIMIT_RETRY_AFTER_S,
+            limit=settings.max_batches,
+            running=running,
+        )
+    assert admission.run_id is not None
+    started = admission.outcome == "started"
+    metrics.starts.labels("started" if started else "already_running").inc()
+    body = BatchRun(batch_id, admission.run_id, "running", already_running=not started)
+    status = HTTPStatus.CREATED if started else HTTPStatus.OK
+    return Response(body, status_code=status, headers={"Location": f"/batches/{batch_id}"})
+
+
+def _run_id(idempotency_key: str | None) -> str:
+    return id_from_key("batches", idempotency_key) if idempotency_key else new_id()
+
+
+@post("/batches", summary="Start a batch (201; 200 if it runs already; 429 past the limit)")
+async def start_batch(
+    data: JSONBody[StartRequest],
+    batches: NamedDependency[BatchRegistry],
+    settings: NamedDependency[Settings],
+    batch_metrics: NamedDependency[BatchMetrics],
+    idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
+) -> Response[BatchRun]:
+    batch_id = data.batch_id or new_id()[:12]
+    run_id = _run_id(idempotency_key)
+    return await _start(batch_id, data, run_id, batches, settings, batch_metrics)
+
+
+@put("/batches/{batch_id:str}", summary="Start this batch unless it runs (201, or 200 as is)")
+async def put_batch(
+    batch_id: FromPath[str],
+    batches: NamedDependency[BatchRegistry],
+    settings: NamedDependency[Settings],
+    batch_metrics: NamedDependency[BatchMetrics],
+    data: JSONBody[StartOptions | None] = None,
+) -> Response[BatchRun]:
+    options = data or StartOptions()
+    return await _start(
+        valid_batch_id(batch_id), options, new_id(), batches, settings, batch_metrics
+    )
+
+
+async def _stop(batch_id: str, batches: BatchRegistry, pool: asyncpg.Pool) -> Response[BatchRun]:
+    for _ in range(5):  # a concurrent stop/start may change the run between read and stop
+        run_id = await batches.run_of(batch_id)
+        if run_id is None:
+            break
+        if await batches.stop(StopBatch(id=new_id(), batch_id=batch_id, run_id=run_id)):
+            return Response(BatchRun(batch_id, run_id, "stopped"), status_code=HTTPStatus.OK)
+    last = await sql.latest_run_id(pool=pool, batch_id=batch_id)
+    if last is None:
+        raise ProblemError(HTTPStatus.NOT_FOUND, f"no batch {batch_id!r}")
+    return Response(BatchRun(batch_id, last, "stopped", already_stopped=True))
+
+
+@delete("/batches/{batch_id:str}", status_code=HTTPStatus.OK, summary="Stop a batch")
+async def delete_batch(
+    batch_id: FromPath[str],
+    batches: NamedDependency[BatchRegistry],
+    pool: NamedDependency[asyncpg.Pool],
+) -> Response[BatchRun]:
+    return await _stop(batch_id, batches, pool)
+
+
+@post("/batches/{batch_id:str}/stop", status_code=HTTPStatus.OK, summary="Stop a batch")
+async def stop_batch(
+    batch_id: FromPath[str],
+    batches: NamedDependency[BatchRegistry],
+    pool: NamedDependency[asyncpg.Pool],
+) -> Response[BatchRun]:
+    return await _stop(batch_id, batches, pool)
+
+
+router = Router(
+    path="/",
+    tags=["batches"],
+    dependencies=batch_dependencies(),
+    route_handlers=[
+        start_batch,
+        put_batch,
+        delete_batch,
+        stop_batch,
+        batches_points.push_points,
+        *batches_reads.ROUTES,
+    ],
+)

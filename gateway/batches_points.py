@@ -1,0 +1,162 @@
+"""`POST /batches/{batch_id}/points`: points pushed by external producers.
+
+The body is a JSON array of `{"key": <number>, "ts": <RFC 3339 time>?}` (`ts`
+defaults to the arrival time). All or nothing: if any item is bad, the answer is
+422 problem+json with `errors: [{index, error}]` for every bad item (the first
+MAX_ERRORS of them) and nothing is published. More than `max_points_per_request`
+items is 413; a batch that is not running is 409 (start it, with `rate: 0` for a
+batch fed only by pushes). Accepted points go as one RecordPoints message to
+`ingest.points`, stamped with their arrival time (against which lateness is
+judged) in one atomic step that also checks the batch runs (contracts/batches.py).
+An `Idempotency-Key` makes a retried request publish nothing the second time.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta
+from http import HTTPStatus
+from typing import Annotated, Any
+
+import msgspec
+from litestar import post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, HeaderParameter, RawBody
+
+from contracts.batches import BatchRegistry
+from contracts.messages import Point, RecordPoints, id_from_key, new_id
+from contracts.settings import Settings
+from gateway.batches_deps import BatchMetrics, Clock
+from gateway.problems import ProblemError
+
+__all__ = ["PointIn", "PointsAccepted", "parse_points", "push_points"]
+
+MAX_FUTURE = timedelta(minutes=5)  # clock skew we tolerate in a producer's `ts`
+MAX_ERRORS = 100
+
+
+class PointIn(msgspec.Struct, forbid_unknown_fields=True):
+    key: float
+    ts: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+
+
+class PointsAccepted(msgspec.Struct):
+    batch_id: str
+    accepted: int
+    message_id: str
+    duplicate: bool = False
+
+
+class BadPoints(ValueError):
+    def __init__(self, status: int, detail: str, errors: list[dict[str, Any]]) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.errors = status, detail, errors
+
+
+_ITEMS = msgspec.json.Decoder(list[PointIn])
+_ITEM = msgspec.json.Decoder(PointIn)
+_ANY = msgspec.json.Decoder()
+
+
+def _item_error(point: PointIn, now: datetime) -> str | None:
+    if not math.isfinite(point.key):
+        return "key must be a finite number"
+    if point.ts is not None and point.ts > now + MAX_FUTURE:
+        return f"ts {point.ts.isoformat()} is more than {MAX_FUTURE} ahead of the server clock"
+    return None
+
+
+def parse_points(body: bytes, *, now: datetime, limit: int) -> list[Point]:
+    """The points of a push body, or BadPoints saying which items are wrong and why."""
+    try:
+        items = _ITEMS.decode(body)
+    except msgspec.ValidationError:
+        items = _slow_path(body, limit)  # raises with every bad item
+    except msgspec.DecodeError as exc:
+        raise BadPoints(HTTPStatus.BAD_REQUEST, f"the body is not JSON: {exc}", []) from exc
+    if len(items) > limit:
+        raise _too_many(len(items), limit)
+    if not items:
+        raise BadPoints(HTTPStatus.UNPROCESSABLE_ENTITY, "no points in the array", [])
+    errors = [
+        {"index": i, "error": error}
+        for i, item in enumerate(items)
+        if (error := _item_error(item, now)) is not None
+    ]
+    if errors:
+        raise _bad(errors, len(items))
+    return [Point(key=p.key, ts=p.ts if p.ts is not None else now) for p in items]
+
+
+def _slow_path(body: bytes, limit: int) -> list[PointIn]:
+    """Decode item by item, to name every bad one."""
+    try:
+        raw = _ANY.decode(body)
+    except msgspec.ValidationError as exc:  # e.g. a number out of range, before any type
+        detail = f"a point is invalid ({exc}); nothing was accepted"
+        raise BadPoints(HTTPStatus.UNPROCESSABLE_ENTITY, detail, [_located(str(exc))]) from exc
+    if not isinstance(raw, list):
+        detail = f"expected a JSON array of points, got {type(raw).__name__}"
+        raise BadPoints(HTTPStatus.UNPROCESSABLE_ENTITY, detail, [])
+    if len(raw) > limit:
+        raise _too_many(len(raw), limit)
+    errors = []
+    for i, item in enumerate(raw):
+        try:
+            _ITEM.decode(msgspec.json.encode(item))
+        except msgspec.ValidationError as exc:
+            errors.append({"index": i, "error": str(exc)})
+    raise _bad(errors, len(raw))
+
+
+def _located(error: str) -> dict[str, Any]:
+    """`{index, error}` from msgspec's "... - at `$[3].key`"."""
+    found = re.search(r"at `\$\[(\d+)\]", error)
+    return {"index": int(found[1]) if found else None, "error": error}
+
+
+def _too_many(count: int, limit: int) -> BadPoints:
+    detail = f"{count} points in one request; at most {limit}"
+    return BadPoints(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, detail, [])
+
+
+def _bad(errors: list[dict[str, Any]], total: int) -> BadPoints:
+    detail = f"{len(errors)} of {total} points are invalid; nothing was accepted"
+    return BadPoints(HTTPStatus.UNPROCESSABLE_ENTITY, detail, errors[:MAX_ERRORS])
+
+
+@post(
+    "/batches/{batch_id:str}/points",
+    status_code=HTTPStatus.ACCEPTED,
+    summary="Push points into a running batch (all or nothing)",
+)
+async def push_points(
+    batch_id: FromPath[str],
+    body: RawBody,
+    batches: NamedDependency[BatchRegistry],
+    settings: NamedDependency[Settings],
+    clock: NamedDependency[Clock],
+    batch_metrics: NamedDependency[BatchMetrics],
+    idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
+) -> PointsAccepted:
+    now = clock()
+    try:
+        points = parse_points(body, now=now, limit=settings.max_points_per_request)
+    except BadPoints as bad:
+        batch_metrics.pushed.labels("rejected").inc()
+        extra: dict[str, Any] = {"errors": bad.errors} if bad.errors else {}
+        limit = settings.max_points_per_request
+        raise ProblemError(bad.status, bad.detail, limit=limit, **extra) from None
+    scope = f"points\x00{batch_id}"
+    message_id = id_from_key(scope, idempotency_key) if idempotency_key else new_id()
+    message = RecordPoints(id=message_id, batch_id=batch_id, points=points, received_at=now)
+    code, _entry = await batches.push(message, once=idempotency_key is not None)
+    if code == 0:
+        raise ProblemError(
+            HTTPStatus.CONFLICT,
+            f"batch {batch_id!r} is not running; start it first "
+            f"(PUT /batches/{batch_id} with rate 0 for a batch fed only by pushes)",
+        )
+    batch_metrics.pushed.labels("accepted").inc(len(points) if code == 1 else 0)
+    return PointsAccepted(batch_id, len(points), message_id, duplicate=code == 2)

@@ -1,0 +1,245 @@
+"""Reading batches: `GET /batches`, `/batches/{id}`, `/batches/{id}/agg`, `/stats`.
+
+Whether a batch runs is read from Redis (`batches.running`, the truth the
+producers are fenced by); the rest from PostgreSQL (`batch_runs`, projected by
+the aggregator, and `minute_aggregates`). A batch admitted a moment ago and not
+yet projected is shown from its start command in Redis.
+
+`/agg` is the last whole minute by the `clock` dependency (for now = 10:11:10,
+[10:10:00, 10:11:00)); `?from=&to=` gives one row per minute in [floor(from), to),
+empty minutes included (count 0), at most MAX_SERIES_MINUTES rows. Times without
+an offset are UTC. `closed` says the minute is final (its MinuteClosed was
+published, or, for an empty minute, its grace period is over).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Annotated
+
+import asyncpg
+import msgspec
+from litestar import get
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, QueryParameter
+
+from contracts.batches import BatchRegistry
+from contracts.minutes import MINUTE, closes_at, floor_minute, last_whole_minute, minutes
+from contracts.settings import Settings
+from gateway import batches_sql as sql
+from gateway.batches_deps import Clock
+from gateway.problems import ProblemError
+
+__all__ = ["ROUTES"]
+
+MAX_SERIES_MINUTES = 1440
+MAX_PAGE = 100
+
+
+class BatchView(msgspec.Struct, kw_only=True):
+    batch_id: str
+    status: str  # running | stopped
+    run_id: str
+    started_at: datetime | None
+    stopped_at: datetime | None = None
+    first_started_at: datetime | None = None
+    runs: int = 1
+    rate: float | None = None
+    distribution: str | None = None
+    points: int = 0  # stored: aggregated on time + late
+    late_points: int = 0
+
+
+class BatchPage(msgspec.Struct):
+    items: list[BatchView]
+    next_after: str | None
+
+
+class MinuteAgg(msgspec.Struct, kw_only=True):
+    start: datetime
+    end: datetime
+    count: int
+    sum: float
+    avg: float | None
+    min: float | None
+    max: float | None
+    closed: bool
+
+
+class AggSeries(msgspec.Struct, kw_only=True):
+    batch_id: str
+    start: datetime
+    end: datetime
+    minutes: list[MinuteAgg]
+
+
+class Stats(msgspec.Struct, kw_only=True):
+    batches_running: int
+    batches_limit: int
+    batches: int
+    points_stored: int
+    points_aggregated: int
+    points_late: int
+    minutes: int
+    minutes_open: int
+
+
+def _view(row: asyncpg.Record, running: dict[str, str]) -> BatchView:
+    late = int(row["late"])
+    return BatchView(
+        batch_id=row["batch_id"],
+        status="running" if running.get(row["batch_id"]) == row["run_id"] else "stopped",
+        run_id=row["run_id"],
+        started_at=row["started_at"],
+        stopped_at=row["stopped_at"],
+        first_started_at=row["first_started_at"],
+        runs=row["runs"],
+        rate=row["rate"],
+        distribution=row["distribution"],
+        points=int(row["aggregated"]) + late,
+        late_points=late,
+    )
+
+
+async def _admitted_view(batches: BatchRegistry, batch_id: str) -> BatchView | None:
+    """A running batch that PostgreSQL does not show yet, from its start command."""
+    start = await batches.start_of(batch_id)
+    if start is None:
+        return None
+    return BatchView(
+        batch_id=batch_id,
+        status="running",
+        run_id=start.id,
+        started_at=start.at,
+        first_started_at=start.at,
+        rate=start.rate,
+        distribution=start.distribution,
+    )
+
+
+@get("/batches", summary="Batches, in id order (page with ?after=<last batch_id>)")
+async def list_batches(
+    pool: NamedDependency[asyncpg.Pool],
+    batches: NamedDependency[BatchRegistry],
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 50,
+    after: FromQuery[str | None] = None,
+) -> BatchPage:
+    rows = await sql.batches(pool=pool, after=after, limit=limit)
+    running = await batches.running()
+    items = [_view(row, running) for row in rows]
+    return BatchPage(items, items[-1].batch_id if len(items) == limit else None)
+
+
+async def _one(pool: asyncpg.Pool, batches: BatchRegistry, batch_id: str) -> BatchView:
+    rows = await sql.batches(pool=pool, batch_id=batch_id)
+    running = await batches.running()
+    view = _view(rows[0], running) if rows else None
+    if (view is None or view.status != "running") and batch_id in running:
+        view = await _admitted_view(batches, batch_id) or view
+    if view is None:
+        raise ProblemError(HTTPStatus.NOT_FOUND, f"no batch {batch_id!r}")
+    return view
+
+
+@get("/batches/{batch_id:str}", summary="One batch: status, runs, points so far")
+async def get_batch(
+    batch_id: FromPath[str],
+    pool: NamedDependency[asyncpg.Pool],
+    batches: NamedDependency[BatchRegistry],
+) -> BatchView:
+    return await _one(pool, batches, batch_id)
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+
+
+def series(
+    rows: list[asyncpg.Record], start: datetime, end: datetime, now: datetime, grace_s: float
+) -> list[MinuteAgg]:
+    """One MinuteAgg per minute in [floor(start), end), empty minutes included."""
+    stored = {row["minute"]: row for row in rows}
+    out = []
+    for minute in minutes(start, end):
+        row = stored.get(minute)
+        if row is None:
+            closed = now >= closes_at(minute, grace_s)
+            out.append(
+                MinuteAgg(
+                    start=minute,
+                    end=minute + MINUTE,
+                    count=0,
+                    sum=0.0,
+                    avg=None,
+                    min=None,
+                    max=None,
+                    closed=closed,
+                )
+            )
+            continue
+        out.append(
+            MinuteAgg(
+                start=minute,
+                end=minute + MINUTE,
+                count=row["count"],
+                sum=row["sum"],
+                avg=row["sum"] / row["count"],
+                min=row["min"],
+                max=row["max"],
+                closed=row["closed"],
+            )
+        )
+    return out
+
+
+@get("/batches/{batch_id:str}/agg", summary="Aggregate of the last whole minute, or a series")
+async def get_agg(
+    batch_id: FromPath[str],
+    pool: NamedDependency[asyncpg.Pool],
+    batches: NamedDependency[BatchRegistry],
+    settings: NamedDependency[Settings],
+    clock: NamedDependency[Clock],
+    start: Annotated[datetime | None, QueryParameter(name="from")] = None,
+    end: Annotated[datetime | None, QueryParameter(name="to")] = None,
+) -> MinuteAgg | AggSeries:
+    await _one(pool, batches, batch_id)  # 404 for an unknown batch
+    now = clock()
+    if start is None and end is None:
+        first, last = last_whole_minute(now)
+        rows = await sql.minutes(pool=pool, batch_id=batch_id, start=first, end=last)
+        return series(rows, first, last, now, settings.late_grace_s)[0]
+    if start is None:
+        raise ProblemError(HTTPStatus.BAD_REQUEST, "`to` needs `from`")
+    first, last = floor_minute(_utc(start)), _utc(end) if end is not None else now
+    if last <= first or (last - first) / MINUTE > MAX_SERIES_MINUTES:
+        raise ProblemError(
+            HTTPStatus.BAD_REQUEST,
+            f"`from` must be before `to`, at most {MAX_SERIES_MINUTES} minutes apart",
+        )
+    rows = await sql.minutes(pool=pool, batch_id=batch_id, start=first, end=last)
+    rows_out = series(rows, first, last, now, settings.late_grace_s)
+    return AggSeries(batch_id=batch_id, start=first, end=last, minutes=rows_out)
+
+
+@get("/stats", summary="Overall figures: batches running, points stored, minutes")
+async def get_stats(
+    pool: NamedDependency[asyncpg.Pool],
+    batches: NamedDependency[BatchRegistry],
+    settings: NamedDependency[Settings],
+) -> Stats:
+    row = await sql.stats(pool=pool)
+    aggregated, late = int(row["aggregated"]), int(row["late"])
+    return Stats(
+        batches_running=await batches.count(),
+        batches_limit=settings.max_batches,
+        batches=row["batches"],
+        points_stored=aggregated + late,
+        points_aggregated=aggregated,
+        points_late=late,
+        minutes=row["minutes"],
+        minutes_open=row["open_minutes"],
+    )
+
+
+ROUTES = [list_batches, get_batch, get_agg, get_stats]
