@@ -70,14 +70,12 @@ class MoveCompanies(Message, frozen=True, kw_only=True):
 
 
 class ApplyChunk(Message, frozen=True, kw_only=True):
-    """Apply one planned chunk of a job (company ids already resolved)."""
+    """Apply some pages of a job's plan (the mover cut them when it released them)."""
 
     job_id: str
-    chunk: int
-    source: str
-    target: str
-    mode: Literal["copy", "move"]
-    company_ids: list[int]
+    run: int
+    pages: list[int]
+    attempt: int = 1
 
 
 class CancelJob(Message, frozen=True, kw_only=True):
@@ -91,6 +89,16 @@ class RetryJob(Message, frozen=True, kw_only=True):
 # --- jobs: events -------------------------------------------------------------
 
 
+class Counts(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a job stands: rows done of total, and what became of them."""
+
+    total: int = 0
+    done: int = 0
+    added: int = 0
+    already_present: int = 0
+    removed: int = 0
+
+
 class JobQueued(Message, frozen=True, kw_only=True):
     job_id: str
     kind: str
@@ -98,40 +106,36 @@ class JobQueued(Message, frozen=True, kw_only=True):
     max_attempts: int = 3
     params: dict[str, object] = msgspec.field(default_factory=dict)
     not_before: datetime | None = None
+    source: str | None = None
+    target: str | None = None
 
 
 class JobStarted(Message, frozen=True, kw_only=True):
     job_id: str
     attempt: int
-    total: int
+    counts: Counts = Counts()
 
 
 class JobProgressed(Message, frozen=True, kw_only=True):
     job_id: str
-    done: int
-    total: int
-    added: int = 0
-    already_present: int = 0
-    removed: int = 0
+    counts: Counts = Counts()
 
 
 class JobCompleted(Message, frozen=True, kw_only=True):
     job_id: str
-    total: int
-    added: int = 0
-    already_present: int = 0
-    removed: int = 0
+    counts: Counts = Counts()
 
 
 class JobFailed(Message, frozen=True, kw_only=True):
     job_id: str
     error: str
     attempt: int
+    counts: Counts = Counts()
 
 
 class JobCancelled(Message, frozen=True, kw_only=True):
     job_id: str
-    done: int = 0
+    counts: Counts = Counts()
 
 
 # --- batches: commands and events ---------------------------------------------

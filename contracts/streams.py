@@ -58,6 +58,8 @@ def _decoder(message_type: object) -> msgspec.json.Decoder[object]:
 
 MOVER_COMMANDS = StreamSpec("mover.commands", (MOVER,), DAY_MS, m.MoverCommand)
 MOVER_CHUNKS = StreamSpec("mover.chunks", (MOVER,), HOUR_MS, m.ChunkCommand)
+# Chunks of small or urgent jobs, read by workers of their own (see mover/planning.py).
+MOVER_EXPRESS = StreamSpec("mover.express", (MOVER,), HOUR_MS, m.ChunkCommand)
 JOBS_EVENTS = StreamSpec("jobs.events", (AGGREGATOR,), DAY_MS, m.JobEvent)
 # Batches (issue 4): lifecycle commands apart from the points, so that a stop is
 # never queued behind thousands of points; points pushed over HTTP and made by a
@@ -70,6 +72,7 @@ BATCHES_EVENTS = StreamSpec("batches.events", (AGGREGATOR,), DAY_MS, m.BatchEven
 ALL: tuple[StreamSpec, ...] = (
     MOVER_COMMANDS,
     MOVER_CHUNKS,
+    MOVER_EXPRESS,
     JOBS_EVENTS,
     INGEST_COMMANDS,
     INGEST_POINTS,

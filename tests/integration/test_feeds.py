@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from contracts import codec, streams
-from contracts.messages import JobProgressed, new_id
+from contracts.messages import Counts, JobProgressed, new_id
 from contracts.settings import Settings
 from gateway.feeds import FeedEvent, Feeds
 
@@ -28,7 +28,7 @@ def name(settings: Settings) -> str:
 
 
 async def publish(redis: aioredis.Redis, settings: Settings, job: str, done: int) -> str:
-    event = JobProgressed(id=new_id(), job_id=job, done=done, total=100)
+    event = JobProgressed(id=new_id(), job_id=job, counts=Counts(done=done, total=100))
     return await codec.publish(redis, name(settings), event)
 
 
