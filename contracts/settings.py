@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 
 import msgspec
 
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+_ENV_NAMES = {"redis_url": "REDIS_URL", "database_url": "DATABASE_URL"}
 
 
 def default_consumer_name() -> str:
@@ -48,30 +47,35 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_points_per_request: int = 10_000
     batch_lease_ms: int = 3_000
 
+    # Mover (issue 3): workers per process on the bulk and express lanes; chunks in
+    # flight per job at priority 5 (scaled down for lower priorities); rows per page;
+    # how long one chunk should take (sizes chunks from the measured cost of a row);
+    # jobs up to `mover_express_rows` rows (or priority >= 4) use the express lane.
+    mover_concurrency: int = 16
+    mover_express_concurrency: int = 4
+    mover_window: int = 32
+    mover_page_size: int = 100
+    mover_chunk_target_s: float = 0.5
+    mover_max_pages_per_chunk: int = 50
+    mover_express_rows: int = 1_000
+    mover_progress_interval_ms: int = 100
+    # Gateway limits: company ids in one request, rows in one page of a listing.
+    max_ids_per_request: int = 10_000
+    max_page_size: int = 500
+
     @classmethod
-    def from_env(cls) -> Settings:
-        defaults = cls()
-        return cls(
-            redis_url=_env("REDIS_URL", defaults.redis_url),
-            database_url=_env("DATABASE_URL", defaults.database_url),
-            db_schema=_env("CONVEYOR_DB_SCHEMA", defaults.db_schema),
-            stream_prefix=_env("CONVEYOR_STREAM_PREFIX", defaults.stream_prefix),
-            claim_idle_ms=int(_env("CONVEYOR_CLAIM_IDLE_MS", str(defaults.claim_idle_ms))),
-            max_deliveries=int(_env("CONVEYOR_MAX_DELIVERIES", str(defaults.max_deliveries))),
-            shutdown_grace_s=float(
-                _env("CONVEYOR_SHUTDOWN_GRACE_S", str(defaults.shutdown_grace_s))
-            ),
-            poll_ms=int(_env("CONVEYOR_POLL_MS", str(defaults.poll_ms))),
-            db_pool_min=int(_env("CONVEYOR_DB_POOL_MIN", str(defaults.db_pool_min))),
-            db_pool_max=int(_env("CONVEYOR_DB_POOL_MAX", str(defaults.db_pool_max))),
-            max_body_bytes=int(_env("CONVEYOR_MAX_BODY_BYTES", str(defaults.max_body_bytes))),
-            max_batches=int(_env("CONVEYOR_MAX_BATCHES", str(defaults.max_batches))),
-            late_grace_s=float(_env("CONVEYOR_LATE_GRACE_S", str(defaults.late_grace_s))),
-            max_points_per_request=int(
-                _env("CONVEYOR_MAX_POINTS_PER_REQUEST", str(defaults.max_points_per_request))
-            ),
-            batch_lease_ms=int(_env("CONVEYOR_BATCH_LEASE_MS", str(defaults.batch_lease_ms))),
-        )
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Every field from its variable: REDIS_URL, DATABASE_URL, else CONVEYOR_<FIELD>."""
+        env = os.environ if environ is None else environ
+        given: dict[str, object] = {}
+        for f in msgspec.structs.fields(cls):
+            name = _ENV_NAMES.get(f.name, f"CONVEYOR_{f.name.upper()}")
+            if name in env:
+                given[f.name] = env[name]
+        try:
+            return msgspec.convert(given, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"bad setting in the environment: {exc}") from exc
 
     def redacted(self) -> dict[str, object]:
         """For logs: the settings without credentials in URLs."""
