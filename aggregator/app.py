@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from faststream.asgi import AsgiFastStream
 
+from aggregator.jobs import register_jobs
 from aggregator.points_wiring import add_minute_closer, register_points
 from contracts.service import Service, build_service
 from contracts.settings import Settings
@@ -14,6 +15,7 @@ from contracts.settings import Settings
 
 def register(service: Service) -> None:
     """Subscribe the service's handlers."""
+    register_jobs(service)  # jobs: the jobs table from jobs.events (aggregator/jobs.py)
     register_points(service)  # batches: per-minute aggregates, runs (aggregator/points*.py)
 
 

@@ -34,14 +34,19 @@ async def publish(redis: aioredis.Redis, stream: str, message: Message) -> str:
     return _text(entry_id)
 
 
-# Append once per message id: a retried publish (same Idempotency-Key, same id)
-# returns the first entry instead of appending a second one.
+# Append once per key: a retried publish (same Idempotency-Key, so same message ids)
+# returns the entries of the first call instead of appending again. Several
+# messages under one key are appended together or not at all.
 _PUBLISH_ONCE = """
 local existing = redis.call('GET', KEYS[1])
 if existing then return {0, existing} end
-local entry = redis.call('XADD', KEYS[2], '*', ARGV[1], ARGV[2])
-redis.call('SET', KEYS[1], entry, 'EX', ARGV[3])
-return {1, entry}
+local ids = {}
+for i = 2, #KEYS do
+  ids[#ids + 1] = redis.call('XADD', KEYS[i], '*', ARGV[1], ARGV[i + 1])
+end
+local joined = table.concat(ids, ' ')
+redis.call('SET', KEYS[1], joined, 'EX', ARGV[2])
+return {1, joined}
 """
 
 
@@ -49,11 +54,23 @@ async def publish_once(
     redis: aioredis.Redis, stream: str, message: Message, *, ttl_s: int = 86_400
 ) -> tuple[bool, str]:
     """Append `message` unless its id was published in the last `ttl_s`; (appended, entry id)."""
-    key = f"{stream}.published:{message.id}"
-    created, entry_id = await redis.eval(
-        _PUBLISH_ONCE, 2, key, stream, DATA_FIELD, encode(message), ttl_s
+    appended, ids = await publish_all_once(
+        redis, f"{stream}.published:{message.id}", [(stream, message)], ttl_s=ttl_s
     )
-    return bool(created), _text(entry_id)
+    return appended, ids[0]
+
+
+async def publish_all_once(
+    redis: aioredis.Redis, key: str, entries: list[tuple[str, Message]], *, ttl_s: int = 86_400
+) -> tuple[bool, list[str]]:
+    """Append every (stream, message) at once, unless `key` was used in the last `ttl_s`;
+    (appended, entry ids, in order)."""
+    streams = [stream for stream, _ in entries]
+    payloads = [encode(message) for _, message in entries]
+    created, joined = await redis.eval(
+        _PUBLISH_ONCE, 1 + len(entries), key, *streams, DATA_FIELD, ttl_s, *payloads
+    )
+    return bool(created), _text(joined).split(" ")
 
 
 def _text(value: Any) -> str:
