@@ -24,3 +24,5 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
 
 # What handlers receive: a pooled connection, or a plain one in tests and scripts.
 DbConnection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+# What read-only queries accept: a connection, or the pool (which lends one per query).
+Executor = DbConnection | asyncpg.Pool

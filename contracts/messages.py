@@ -78,6 +78,12 @@ class ApplyChunk(Message, frozen=True, kw_only=True):
     attempt: int = 1
 
 
+class StartJob(Message, frozen=True, kw_only=True):
+    """Start a planned job whose `not_before` has come (sent by the mover's scheduler)."""
+
+    job_id: str
+
+
 class CancelJob(Message, frozen=True, kw_only=True):
     job_id: str
 
@@ -226,7 +232,7 @@ class MinuteClosed(Message, frozen=True, kw_only=True):
         return self.sum / self.count if self.count else 0.0
 
 
-MoverCommand = MoveCompanies | CancelJob | RetryJob
+MoverCommand = MoveCompanies | StartJob | CancelJob | RetryJob
 ChunkCommand = ApplyChunk
 JobEvent = JobQueued | JobStarted | JobProgressed | JobCompleted | JobFailed | JobCancelled
 IngestCommand = StartBatch | StopBatch

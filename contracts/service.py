@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -39,7 +40,8 @@ class Service:
     metrics: DeliveryMetrics
     delivery: Delivery = field(init=False)
     _pool: asyncpg.Pool | None = None
-    _upkeep: asyncio.Task[None] | None = None
+    _background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.delivery = Delivery(self.settings, self.broker, self.redis, self.metrics, self.pool)
@@ -61,13 +63,19 @@ class Service:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
         await self.delivery.ensure_groups()
-        self._upkeep = asyncio.create_task(self._keep_up())
+        for loop in [self._keep_up, *self._background]:
+            self._tasks.append(asyncio.create_task(loop(), name=f"{self.name}:{loop.__name__}"))
+
+    def background(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `loop` from start-up to shutdown (it should never return)."""
+        self._background.append(loop)
 
     async def close(self) -> None:
-        if self._upkeep is not None:
-            self._upkeep.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._upkeep
+                await task
         if self._pool is not None:
             await self._pool.close()
         await self.redis.aclose()

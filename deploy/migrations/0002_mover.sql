@@ -74,6 +74,8 @@ CREATE TABLE move_jobs (
     removed         int         NOT NULL DEFAULT 0,
     row_cost_us     double precision,  -- measured cost of one row, sizes the next chunks
     error           text,
+    started_by      text,  -- the message that started the current run
+    finished_by     text,  -- the message that completed, failed or cancelled it
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX move_jobs_due ON move_jobs (not_before) WHERE status = 'scheduled';
@@ -85,6 +87,7 @@ CREATE TABLE move_pages (
     status       text     NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done')),
     released_run int      NOT NULL DEFAULT 0,  -- the run in which it was put in a chunk
     released_by  text,                          -- the message that released it
+    chunk        int,                           -- first page of the chunk it went in
     attempts     int      NOT NULL DEFAULT 0,
     error        text,
     PRIMARY KEY (job_id, page)
