@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -145,6 +146,7 @@ async def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 # Other modules add their commands here: name -> (help, add_arguments, run).
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]] = {}
+PLUGINS = ("mover.cli",)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -165,6 +167,8 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("stream", help="e.g. mover.commands")
     rp.add_argument("--id", action="append", help="a DLQ entry id (repeatable); default all")
     rp.set_defaults(run=cmd_dlq_replay)
+    for module in PLUGINS:
+        importlib.import_module(module)
     for name, (help_text, add_arguments, run) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text)
         add_arguments(command)

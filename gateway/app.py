@@ -17,7 +17,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
 from contracts.settings import Settings
-from gateway import batches, health
+from gateway import batches, catalog, health, jobs, moves
 from gateway.metrics import MetricsController, RegistryPrometheusConfig, new_registry
 from gateway.problems import exception_handlers
 from gateway.resources import dependencies, lifespan
@@ -51,6 +51,9 @@ def create_app(
             health.readyz,
             MetricsController,
             batches.router,  # batches: /batches..., /stats (gateway/batches*.py)
+            catalog.router,  # /collections..., /companies (gateway/catalog.py)
+            moves.create_move,  # POST /moves (gateway/moves.py)
+            jobs.router,  # /jobs... (gateway/jobs.py)
             *extra_route_handlers,
         ],
         lifespan=[lifespan(settings)],

@@ -263,7 +263,9 @@ async def _messages(
             if event.event in (_OVERFLOW, _CLOSED):
                 yield ServerSentEventMessage(event=event.event, data="{}", retry=RETRY_MS)
                 return
-            yield ServerSentEventMessage(id=event.id, event=event.event, data=event.data.decode())
+            yield ServerSentEventMessage(
+                id=event.id or None, event=event.event, data=event.data.decode()
+            )
     finally:
         if pending is not None:
             pending.cancel()

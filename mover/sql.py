@@ -79,15 +79,16 @@ async def release(
     """Put the next pending pages of this run into up to `chunks` chunks, recorded as
     released by message `by` (so a redelivery of `by` publishes the same chunks)."""
     await conn.execute(
-        """WITH next AS (
-               SELECT page, row_number() OVER (ORDER BY page) - 1 AS n
-               FROM (SELECT page FROM move_pages
-                     WHERE job_id = $1 AND status = 'pending' AND released_run < $2
-                     ORDER BY page LIMIT $4 * $5 FOR UPDATE SKIP LOCKED) free)
-           UPDATE move_pages p
-           SET released_run = $2, released_by = $3,
-               chunk = (SELECT min(n2.page) FROM next n2 WHERE n2.n / $5 = next.n / $5)
-           FROM next WHERE p.job_id = $1 AND p.page = next.page""",
+        """WITH free AS (
+               SELECT page FROM move_pages
+               WHERE job_id = $1 AND status = 'pending' AND released_run < $2
+               ORDER BY page LIMIT $4::int * $5::int FOR UPDATE SKIP LOCKED),
+           numbered AS (
+               SELECT page, (row_number() OVER (ORDER BY page) - 1) / $5::int AS grp FROM free),
+           chunked AS (
+               SELECT page, min(page) OVER (PARTITION BY grp) AS chunk FROM numbered)
+           UPDATE move_pages p SET released_run = $2, released_by = $3, chunk = chunked.chunk
+           FROM chunked WHERE p.job_id = $1 AND p.page = chunked.page""",
         job_id, run, by, chunks, pages_per_chunk,
     )  # fmt: skip
 

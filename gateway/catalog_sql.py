@@ -1,0 +1,90 @@
+"""SQL for companies, collections and memberships; each function takes `conn=`."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from contracts.db import Executor
+
+COLLECTION = """SELECT c.id, c.name, c.created_at,
+    (SELECT count(*) FROM memberships m WHERE m.collection_id = c.id) AS companies
+    FROM collections c"""
+
+
+async def collections(
+    *, conn: Executor, offset: int, limit: int
+) -> tuple[list[asyncpg.Record], int]:
+    rows = await conn.fetch(
+        f"{COLLECTION} ORDER BY c.created_at, c.id OFFSET $1 LIMIT $2", offset, limit
+    )
+    total = await conn.fetchval("SELECT count(*) FROM collections")
+    return rows, int(total)
+
+
+async def collection(*, conn: Executor, collection_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"{COLLECTION} WHERE c.id = $1", collection_id)
+
+
+async def create_collection(*, conn: Executor, name: str) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        """INSERT INTO collections (id, name) VALUES ($1, $2)
+           RETURNING id, name, created_at, 0::bigint AS companies""",
+        uuid.uuid4(),
+        name,
+    )
+    assert row is not None
+    return row
+
+
+async def existing_collections(*, conn: Executor, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    rows = await conn.fetch("SELECT id FROM collections WHERE id = ANY ($1::uuid[])", ids)
+    return {r["id"] for r in rows}
+
+
+async def unknown_companies(*, conn: Executor, ids: list[int]) -> list[int]:
+    rows = await conn.fetch(
+        """SELECT w.id FROM unnest($1::bigint[]) AS w(id)
+           WHERE NOT EXISTS (SELECT 1 FROM companies c WHERE c.id = w.id) ORDER BY w.id""",
+        ids,
+    )
+    return [r["id"] for r in rows]
+
+
+async def members(
+    *, conn: Executor, collection_id: uuid.UUID, q: str | None, offset: int, limit: int
+) -> tuple[list[asyncpg.Record], int]:
+    """A page of the collection's companies in company id order, and how many match."""
+    where = "m.collection_id = $1 AND ($2::text IS NULL OR lower(c.name) LIKE $2)"
+    pattern = f"%{q.lower()}%" if q else None
+    rows = await conn.fetch(
+        f"""SELECT c.id, c.name, m.added_at FROM memberships m
+            JOIN companies c ON c.id = m.company_id
+            WHERE {where} ORDER BY m.company_id OFFSET $3 LIMIT $4""",
+        collection_id, pattern, offset, limit,
+    )  # fmt: skip
+    if pattern is None:
+        total = await conn.fetchval(
+            "SELECT count(*) FROM memberships m WHERE m.collection_id = $1", collection_id
+        )
+    else:
+        total = await conn.fetchval(
+            f"""SELECT count(*) FROM memberships m JOIN companies c ON c.id = m.company_id
+                WHERE {where}""",
+            collection_id, pattern,
+        )  # fmt: skip
+    return rows, int(total)
+
+
+async def companies(
+    *, conn: Executor, q: str | None, offset: int, limit: int
+) -> tuple[list[asyncpg.Record], int]:
+    pattern = f"%{q.lower()}%" if q else None
+    where = "($1::text IS NULL OR lower(name) LIKE $1)"
+    rows = await conn.fetch(
+        f"SELECT id, name, created_at FROM companies WHERE {where} ORDER BY id OFFSET $2 LIMIT $3",
+        pattern, offset, limit,
+    )  # fmt: skip
+    total = await conn.fetchval(f"SELECT count(*) FROM companies WHERE {where}", pattern)
+    return rows, int(total)

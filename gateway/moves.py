@@ -1,0 +1,124 @@
+"""`POST /moves`: copy or move companies between collections, as a job.
+
+The command (`MoveCompanies` on mover.commands) and the job's first event
+(`JobQueued` on jobs.events) are appended together by one Redis script under the
+request's idempotency key, then the job's queued row is written, so the job is
+readable (and its feed followable) as soon as the 202 is sent. A retried request
+with the same `Idempotency-Key` appends nothing and answers with the same job.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from http import HTTPStatus
+from typing import Annotated, Literal
+
+import asyncpg
+import msgspec
+from litestar import Response, post
+from litestar.di import NamedDependency
+from litestar.params import HeaderParameter, JSONBody
+from redis.asyncio import Redis
+
+from contracts import codec, streams
+from contracts.messages import JobQueued, MoveCompanies, Selection, derived_id, id_from_key, new_id
+from contracts.settings import Settings
+from gateway import catalog_sql, jobs_sql
+from gateway.jobs import JobView, view
+from gateway.problems import ProblemError
+
+CompanyId = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class AllOf(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    all: Literal[True]
+    exclude: list[CompanyId] = msgspec.field(default_factory=list)
+
+
+class MoveRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    source: uuid.UUID
+    target: uuid.UUID
+    mode: Literal["copy", "move"]
+    selection: list[CompanyId] | AllOf
+    priority: Annotated[int, msgspec.Meta(ge=1, le=5)] = 3
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
+    not_before: datetime | None = None
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key", max_length=200, required=False,
+        description="a retried request with the same key starts nothing new",
+    ),
+]  # fmt: skip
+
+
+async def _validate(pool: asyncpg.Pool, data: MoveRequest, settings: Settings) -> Selection:
+    if data.source == data.target:
+        raise ProblemError(HTTPStatus.UNPROCESSABLE_ENTITY, "source and target are the same list")
+    found = await catalog_sql.existing_collections(conn=pool, ids=[data.source, data.target])
+    missing = [str(c) for c in (data.source, data.target) if c not in found]
+    if missing:
+        raise ProblemError(
+            HTTPStatus.UNPROCESSABLE_ENTITY, f"collections do not exist: {', '.join(missing)}",
+            missing=missing,
+        )  # fmt: skip
+    ids = data.selection if isinstance(data.selection, list) else data.selection.exclude
+    if len(ids) > settings.max_ids_per_request:
+        raise ProblemError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"{len(ids)} company ids; at most {settings.max_ids_per_request} per request",
+        )
+    if isinstance(data.selection, AllOf):
+        return Selection(all=True, exclude=sorted(set(ids)))
+    if not ids:
+        raise ProblemError(HTTPStatus.UNPROCESSABLE_ENTITY, "the selection lists no company ids")
+    unknown = await catalog_sql.unknown_companies(conn=pool, ids=sorted(set(ids)))
+    if unknown:
+        raise ProblemError(
+            HTTPStatus.UNPROCESSABLE_ENTITY, f"{len(unknown)} company ids do not exist",
+            unknown=unknown[:50],
+        )  # fmt: skip
+    return Selection(ids=sorted(set(ids)))
+
+
+@post("/moves", summary="Copy or move companies to another collection (a job)", tags=["jobs"])
+async def create_move(
+    data: JSONBody[MoveRequest],
+    pool: NamedDependency[asyncpg.Pool],
+    redis: NamedDependency[Redis],
+    settings: NamedDependency[Settings],
+    idempotency_key: IdempotencyKey = None,
+) -> Response[JobView]:
+    selection = await _validate(pool, data, settings)
+    job_id = id_from_key("moves", idempotency_key) if idempotency_key else new_id()
+    command = MoveCompanies(
+        id=job_id, job_id=job_id, source=str(data.source), target=str(data.target),
+        mode=data.mode, selection=selection, priority=data.priority,
+        max_attempts=data.max_attempts, not_before=data.not_before,
+    )  # fmt: skip
+    params: dict[str, object] = {"selection": msgspec.to_builtins(selection)}
+    queued = JobQueued(
+        id=derived_id(job_id, "queued"), job_id=job_id, kind=data.mode, priority=data.priority,
+        max_attempts=data.max_attempts, params=params, not_before=data.not_before,
+        source=str(data.source), target=str(data.target),
+    )  # fmt: skip
+    prefix = settings.stream_prefix
+    appended, entry_ids = await codec.publish_all_once(
+        redis, f"{prefix}moves.accepted:{job_id}",
+        [(streams.MOVER_COMMANDS.prefixed(prefix).name, command),
+         (streams.JOBS_EVENTS.prefixed(prefix).name, queued)],
+    )  # fmt: skip
+    await jobs_sql.insert_queued(
+        conn=pool, job_id=job_id, kind=data.mode, priority=data.priority,
+        max_attempts=data.max_attempts, not_before=data.not_before, source=data.source,
+        target=data.target, params=params, feed_from=entry_ids[1],
+    )  # fmt: skip
+    row = await jobs_sql.job(conn=pool, job_id=job_id)
+    assert row is not None
+    headers = {"Location": f"/jobs/{job_id}"}
+    if not appended:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(view(row), status_code=HTTPStatus.ACCEPTED, headers=headers)

@@ -1,0 +1,127 @@
+"""Demo data and the slow-database switch.
+
+`conveyor seed` makes 100,000 companies and three lists: "My List" (the first
+50,000), "Liked Companies" (10) and "Companies to Ignore" (50, half of them in My
+List). Sizes are options; seeding again adds nothing twice (fixed list ids).
+
+`conveyor slowdb on --delay-ms 100` installs the classic throttle: a BEFORE INSERT
+row trigger on memberships that sleeps per inserted row; `conveyor slowdb off`
+removes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+
+import asyncpg
+
+from contracts.db import DbConnection
+from contracts.settings import Settings
+
+MY_LIST = uuid.UUID("00000000-0000-4000-8000-000000000001")
+LIKED = uuid.UUID("00000000-0000-4000-8000-000000000002")
+IGNORE = uuid.UUID("00000000-0000-4000-8000-000000000003")
+WORDS = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Wonka", "Tyrell"]
+
+
+async def seed(
+    conn: DbConnection, *, companies: int, my_list: int, liked: int, ignore: int
+) -> dict[str, int]:
+    async with conn.transaction():
+        await conn.execute(
+            """INSERT INTO companies (id, name)
+               SELECT g, ($2::text[])[1 + g % cardinality($2::text[])] || ' ' || g
+               FROM generate_series(1, $1) g ON CONFLICT (id) DO NOTHING""",
+            companies,
+            WORDS,
+        )
+        lists = [
+            (MY_LIST, "My List", 1, my_list),
+            (LIKED, "Liked Companies", 1, liked),
+            (IGNORE, "Companies to Ignore", my_list - ignore // 2 + 1, ignore),
+        ]
+        for list_id, name, first, size in lists:
+            await conn.execute(
+                "INSERT INTO collections (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                list_id,
+                name,
+            )
+            await conn.execute(
+                """INSERT INTO memberships (collection_id, company_id)
+                   SELECT $1, g FROM generate_series($2::bigint, $3::bigint) g
+                   WHERE g <= $4 ON CONFLICT DO NOTHING""",
+                list_id, first, first + size - 1, companies,
+            )  # fmt: skip
+    rows = await conn.fetch(
+        "SELECT c.name, count(m.*) AS n FROM collections c LEFT JOIN memberships m "
+        "ON m.collection_id = c.id GROUP BY c.name ORDER BY c.name"
+    )
+    return {r["name"]: r["n"] for r in rows}
+
+
+async def slow_db(conn: DbConnection, *, on: bool, delay_ms: int = 100) -> None:
+    """Install (or remove) a trigger that sleeps `delay_ms` per inserted membership."""
+    await conn.execute("DROP TRIGGER IF EXISTS memberships_throttle ON memberships")
+    if not on:
+        return
+    await conn.execute(
+        f"""CREATE OR REPLACE FUNCTION memberships_throttle() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_sleep({delay_ms / 1000.0}); RETURN NEW; END $$"""
+    )
+    await conn.execute(
+        """CREATE TRIGGER memberships_throttle BEFORE INSERT ON memberships
+           FOR EACH ROW EXECUTE FUNCTION memberships_throttle()"""
+    )
+
+
+async def _connect(settings: Settings) -> asyncpg.Connection:
+    return await asyncpg.connect(
+        settings.database_url, server_settings={"search_path": settings.db_schema}
+    )
+
+
+async def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    conn = await _connect(settings)
+    try:
+        counts = await seed(
+            conn, companies=args.companies, my_list=args.my_list, liked=args.liked,
+            ignore=args.ignore,
+        )  # fmt: skip
+        if args.slow_db:
+            await slow_db(conn, on=True, delay_ms=args.delay_ms)
+    finally:
+        await conn.close()
+    for name, n in counts.items():
+        print(f"{name}: {n} companies")
+    print(f"My List: {MY_LIST}\nLiked Companies: {LIKED}\nCompanies to Ignore: {IGNORE}")
+    if args.slow_db:
+        print(f"slow database: {args.delay_ms} ms per inserted membership")
+    return 0
+
+
+async def cmd_slowdb(args: argparse.Namespace, settings: Settings) -> int:
+    conn = await _connect(settings)
+    try:
+        await slow_db(conn, on=args.state == "on", delay_ms=args.delay_ms)
+    finally:
+        await conn.close()
+    print(
+        f"slow database {args.state}" + (f" ({args.delay_ms} ms/row)" if args.state == "on" else "")
+    )
+    return 0
+
+
+def seed_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--companies", type=int, default=100_000)
+    parser.add_argument("--my-list", type=int, default=50_000)
+    parser.add_argument("--liked", type=int, default=10)
+    parser.add_argument("--ignore", type=int, default=50)
+    parser.add_argument("--slow-db", action="store_true", help="install the 100 ms/row trigger")
+    parser.add_argument("--delay-ms", type=int, default=100)
+
+
+def slowdb_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("state", choices=["on", "off"])
+    parser.add_argument("--delay-ms", type=int, default=100)
