@@ -72,7 +72,7 @@ def parse_points(body: bytes, *, now: datetime, limit: int) -> list[Point]:
     try:
         items = _ITEMS.decode(body)
     except msgspec.ValidationError:
-        items = _slow_path(body, limit)  # raises with every bad item
+        items = _slow_path(body, limit, now)  # raises with every bad item
     except msgspec.DecodeError as exc:
         raise BadPoints(HTTPStatus.BAD_REQUEST, f"the body is not JSON: {exc}", []) from exc
     if len(items) > limit:
@@ -89,7 +89,7 @@ def parse_points(body: bytes, *, now: datetime, limit: int) -> list[Point]:
     return [Point(key=p.key, ts=p.ts if p.ts is not None else now) for p in items]
 
 
-def _slow_path(body: bytes, limit: int) -> list[PointIn]:
+def _slow_path(body: bytes, limit: int, now: datetime) -> list[PointIn]:
     """Decode item by item, to name every bad one."""
     try:
         raw = _ANY.decode(body)
@@ -104,9 +104,11 @@ def _slow_path(body: bytes, limit: int) -> list[PointIn]:
     errors = []
     for i, item in enumerate(raw):
         try:
-            _ITEM.decode(msgspec.json.encode(item))
+            error = _item_error(_ITEM.decode(msgspec.json.encode(item)), now)
         except msgspec.ValidationError as exc:
-            errors.append({"index": i, "error": str(exc)})
+            error = str(exc)
+        if error is not None:
+            errors.append({"index": i, "error": error})
     raise _bad(errors, len(raw))
 
 

@@ -18,13 +18,13 @@ import asyncpg
 import msgspec
 from litestar import Router, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from gateway import catalog_sql as sql
 from gateway.paging import Limit, Offset, Page
 from gateway.problems import ProblemError
 
-Search = Annotated[str | None, Parameter(max_length=100, description="name contains")]
+Search = Annotated[str | None, QueryParameter(max_length=100, description="name contains")]
 
 
 class Collection(msgspec.Struct, kw_only=True):
@@ -73,7 +73,7 @@ async def create_collection(
 
 @get("/collections/{collection_id:uuid}", summary="One collection")
 async def get_collection(
-    pool: NamedDependency[asyncpg.Pool], collection_id: uuid.UUID
+    pool: NamedDependency[asyncpg.Pool], collection_id: FromPath[uuid.UUID]
 ) -> Collection:
     return await find_collection(pool, collection_id)
 
@@ -81,7 +81,7 @@ async def get_collection(
 @get("/collections/{collection_id:uuid}/companies", summary="A collection's companies")
 async def list_members(
     pool: NamedDependency[asyncpg.Pool],
-    collection_id: uuid.UUID,
+    collection_id: FromPath[uuid.UUID],
     q: Search = None,
     offset: Offset = 0,
     limit: Limit = 50,

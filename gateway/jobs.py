@@ -21,7 +21,7 @@ import asyncpg
 import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import ServerSentEvent
 from redis.asyncio import Redis
 
@@ -88,10 +88,10 @@ async def find(pool: asyncpg.Pool, job_id: str) -> asyncpg.Record:
 @get("/jobs", summary="Jobs, filtered and sorted, with the total")
 async def list_jobs(
     pool: NamedDependency[asyncpg.Pool],
-    status: Status | None = None,
-    kind: Annotated[str | None, Parameter(max_length=50)] = None,
-    collection: uuid.UUID | None = None,
-    sort: Sort = "-created_at",
+    status: FromQuery[Status | None] = None,
+    kind: Annotated[str | None, QueryParameter(max_length=50)] = None,
+    collection: FromQuery[uuid.UUID | None] = None,
+    sort: FromQuery[Sort] = "-created_at",
     offset: Offset = 0,
     limit: Limit = 50,
 ) -> Page[JobView]:
@@ -113,7 +113,7 @@ async def job_stats(pool: NamedDependency[asyncpg.Pool]) -> JobStats:
 
 
 @get("/jobs/{job_id:str}", summary="One job")
-async def get_job(pool: NamedDependency[asyncpg.Pool], job_id: str) -> JobView:
+async def get_job(pool: NamedDependency[asyncpg.Pool], job_id: FromPath[str]) -> JobView:
     return view(await find(pool, job_id))
 
 
@@ -130,7 +130,7 @@ async def cancel_job(
     pool: NamedDependency[asyncpg.Pool],
     redis: NamedDependency[Redis],
     settings: NamedDependency[Settings],
-    job_id: str,
+    job_id: FromPath[str],
 ) -> Response[JobView]:
     job = await find(pool, job_id)
     if job["status"] in FINISHED:
@@ -143,7 +143,7 @@ async def retry_job(
     pool: NamedDependency[asyncpg.Pool],
     redis: NamedDependency[Redis],
     settings: NamedDependency[Settings],
-    job_id: str,
+    job_id: FromPath[str],
 ) -> Response[JobView]:
     job = await find(pool, job_id)
     if job["status"] not in ("failed", "cancelled"):
@@ -159,7 +159,7 @@ async def job_events(
     request: Request[Any, Any, Any],
     pool: NamedDependency[asyncpg.Pool],
     feeds: NamedDependency[Feeds],
-    job_id: str,
+    job_id: FromPath[str],
 ) -> ServerSentEvent:
     job = await find(pool, job_id)
     after = request.headers.get("last-event-id") or job["feed_from"]

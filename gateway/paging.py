@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Generic, TypeVar
 
 import msgspec
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 T = TypeVar("T")
 MAX_LIMIT = 500  # the hard ceiling; Settings.max_page_size may lower it
 
-Offset = Annotated[int, Parameter(ge=0, le=10_000_000, description="rows to skip")]
-Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="rows in the page")]
+Offset = Annotated[int, QueryParameter(ge=0, le=10_000_000, description="rows to skip")]
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="rows in the page")]
 
 
 class Page(msgspec.Struct, Generic[T], kw_only=True):
