@@ -211,6 +211,9 @@ class Mover:
                 await codec.publish(self.redis, self.lanes[job["lane"]], again)
         elif job["status"] == "running" and await self._progress_due(msg.job_id):
             await self._event(JobProgressed(id=new_id(), job_id=msg.job_id, counts=counts(job)))
+        elif job["status"] == "cancelled":
+            # A chunk that was under way when the job was cancelled stays applied: say so.
+            await self._event(JobProgressed(id=new_id(), job_id=msg.job_id, counts=counts(job)))
         await self._publish_released(job, msg.id)
 
     async def _attempt_failed(self, msg: ApplyChunk) -> bool:

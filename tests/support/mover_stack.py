@@ -14,9 +14,9 @@ import httpx
 from aggregator.app import create_app as create_aggregator
 from contracts.settings import Settings
 from gateway.app import create_app as create_gateway
-from gateway.testing import serve
 from mover import seed
 from mover.app import create_app as create_mover
+from tests.support.http import uvicorn_serve
 from tests.support.waiting import wait_until
 
 MY_LIST, LIKED, IGNORE = str(seed.MY_LIST), str(seed.LIKED), str(seed.IGNORE)
@@ -60,11 +60,32 @@ class MoverWorld:
 
 @contextlib.asynccontextmanager
 async def mover_world(
-    settings: Settings, pool: asyncpg.Pool, *, companies: int = 1000, my_list: int = 500
+    settings: Settings,
+    pool: asyncpg.Pool,
+    *,
+    companies: int = 1000,
+    my_list: int = 500,
+    slow_ms: int = 0,
+    in_process_movers: int = 1,
 ) -> AsyncIterator[MoverWorld]:
+    """Seeded data (with the insert throttle when `slow_ms`), the services, a client."""
     async with pool.acquire() as conn:
         await seed.seed(conn, companies=companies, my_list=my_list, liked=10, ignore=50)
-    mover, _ = create_mover(settings)
+        if slow_ms:
+            await seed.slow_db(conn, on=True, delay_ms=slow_ms)
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(in_process_movers):
+            await stack.enter_async_context(create_mover(settings)[0])
+        async with _world(settings, pool) as world:
+            yield world
+
+
+@contextlib.asynccontextmanager
+async def _world(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[MoverWorld]:
     aggregator, _ = create_aggregator(settings)
-    async with mover, aggregator, serve(create_gateway(settings)) as client:
+    async with (
+        aggregator,
+        uvicorn_serve(create_gateway(settings)) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
         yield MoverWorld(client, pool, settings)

@@ -1,0 +1,151 @@
+"""Jobs on a slow database: cancel, retry after a failure, follow over SSE, lanes."""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+import httpx
+import httpx_sse
+import pytest
+import redis.asyncio as aioredis
+
+from contracts import streams
+from contracts.settings import Settings
+from tests.support.mover_stack import MY_LIST, mover_world
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+async def chunks_idle(redis: aioredis.Redis, settings: Settings) -> bool:
+    """No chunk is waiting or under way on either lane."""
+    for spec in (streams.MOVER_CHUNKS, streams.MOVER_EXPRESS):
+        name = spec.prefixed(settings.stream_prefix).name
+        info = {g["name"].decode(): g for g in await redis.xinfo_groups(name)}
+        group = info.get(streams.MOVER)
+        if group and (group["pending"] or group.get("lag")):
+            return False
+    return True
+
+
+async def test_cancel_stops_new_chunks_and_keeps_finished_ones(
+    settings: Settings, pool: asyncpg.Pool, redis: aioredis.Redis
+) -> None:
+    async with mover_world(settings, pool, companies=4000, my_list=3000, slow_ms=5) as w:
+        target = await w.new_list()
+        job = await w.move(source=MY_LIST, target=target, mode="copy", selection={"all": True})
+
+        async def some_progress() -> bool:
+            return (await w.job(job["id"]))["done"] > 0
+
+        await wait_until(some_progress, what="the first chunks applied")
+        cancelled = await w.client.post(f"/jobs/{job['id']}/cancel")
+        assert cancelled.status_code == 202
+        final = await w.finished(job["id"])
+        await wait_until(lambda: chunks_idle(redis, settings), what="chunks under way finished")
+
+        async def settled() -> dict[str, object] | None:
+            now = await w.job(job["id"])
+            return now if len(await w.members(target)) == now["added"] else None
+
+        settled_job = await wait_until(settled, what="the job's counts match what was applied")
+
+    assert final["status"] == "cancelled"
+    assert settled_job["status"] == "cancelled"
+    assert 0 < settled_job["added"] < 3000, "cancel should stop the job part-way"
+    assert settled_job["done"] == settled_job["added"]
+
+
+async def test_failed_chunk_fails_the_job_and_retry_redoes_only_what_failed(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    async with mover_world(settings, pool) as w:
+        target = await w.new_list()
+        await pool.execute(
+            f"""CREATE FUNCTION refuse_250() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN IF NEW.company_id = 250 AND NEW.collection_id = '{target}' THEN
+                  RAISE EXCEPTION 'company 250 refused on purpose'; END IF; RETURN NEW; END $$;
+                CREATE TRIGGER refuse_250 BEFORE INSERT ON memberships
+                FOR EACH ROW EXECUTE FUNCTION refuse_250();"""
+        )
+        job = await w.move(source=MY_LIST, target=target, mode="copy", selection={"all": True})
+        failed = await w.finished(job["id"])
+        assert failed["status"] == "failed"
+        assert "company 250 refused on purpose" in failed["error"]
+        assert "failed 3 times" in failed["error"]
+        assert 0 < failed["added"] < 500
+        assert 250 not in await w.members(target)
+
+        await pool.execute("DROP TRIGGER refuse_250 ON memberships")
+        retried = await w.client.post(f"/jobs/{job['id']}/retry")
+        assert retried.status_code == 202
+
+        async def completed() -> dict[str, object] | None:
+            now = await w.job(job["id"])
+            return now if now["status"] == "completed" else None
+
+        done = await wait_until(completed, what="the retried job completed")
+        redone = await pool.fetch(
+            "SELECT page FROM move_pages WHERE job_id = $1 AND released_run = 2", job["id"]
+        )
+
+    assert (done["added"], done["total"], done["attempts"]) == (500, 500, 2)
+    assert len(redone) == 1, "only the page that failed runs again"
+    assert await w.members(target) == set(range(1, 501))
+
+
+async def read_events(client: httpx.AsyncClient, url: str, **headers: str) -> list[dict[str, str]]:
+    """Events of a job feed until its final event."""
+    seen: list[dict[str, str]] = []
+    async with httpx_sse.aconnect_sse(client, "GET", url, headers=headers) as source:
+        assert source.response.headers["content-type"].startswith("text/event-stream")
+        async for sse in source.aiter_sse():
+            seen.append({"id": sse.id, "event": sse.event, "data": sse.data})
+            if sse.event in ("JobCompleted", "JobFailed", "JobCancelled"):
+                return seen
+    raise AssertionError(f"the feed ended without a final event: {seen}")
+
+
+async def test_follow_right_after_202_misses_nothing_and_resumes_exactly(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    async with mover_world(settings, pool, slow_ms=1) as w:
+        target = await w.new_list()
+        job = await w.move(source=MY_LIST, target=target, mode="copy", selection={"all": True})
+        events = await read_events(w.client, job["links"]["events"])
+        kinds = [e["event"] for e in events]
+        assert kinds[0] == "snapshot"
+        assert json.loads(events[0]["data"])["id"] == job["id"]
+        assert kinds[1] == "JobStarted"
+        assert kinds[-1] == "JobCompleted"
+        assert json.loads(events[-1]["data"])["counts"]["added"] == 500
+        ids = [e["id"] for e in events[1:]]
+        assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
+        assert len(set(ids)) == len(ids)
+
+        resumed = await read_events(w.client, job["links"]["events"], **{"Last-Event-ID": ids[0]})
+
+    assert [e["id"] for e in resumed[1:]] == ids[1:]
+
+
+async def test_small_job_finishes_while_a_large_one_runs(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    async with mover_world(settings, pool, companies=3000, my_list=2000, slow_ms=10) as w:
+        big_target, small_target = await w.new_list("big"), await w.new_list("small")
+        big = await w.move(source=MY_LIST, target=big_target, mode="copy", selection={"all": True})
+
+        async def big_started() -> bool:
+            return (await w.job(big["id"]))["status"] == "running"
+
+        await wait_until(big_started, what="the large job running")
+        small = await w.move(source=MY_LIST, target=small_target, mode="copy", selection=[1, 2, 3])
+        small_done = await w.finished(small["id"])
+        big_then = await w.job(big["id"])
+        big_done = await w.finished(big["id"], within_s=60)
+
+    assert small_done["status"] == "completed"
+    assert small_done["added"] == 3
+    assert big_then["status"] == "running", "the small job should not wait for the large one"
+    assert big_done["added"] == 2000
