@@ -47,11 +47,6 @@ def next_row_cost(previous: float | None, observed_us: float) -> float:
     return observed_us if previous is None else 0.5 * previous + 0.5 * observed_us
 
 
-def group(pages: list[int], size: int) -> list[list[int]]:
-    """Cut released pages, in order, into chunks of `size` pages."""
-    return [pages[i : i + size] for i in range(0, len(pages), size)]
-
-
 def retry_backoff_s(attempt: int) -> float:
     """Wait before a failed chunk's next attempt: 0.2 s, 0.4 s, 0.8 s, ... at most 5 s."""
     return min(0.2 * 2.0 ** (attempt - 1), 5.0)
