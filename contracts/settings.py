@@ -51,12 +51,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # flight per job at priority 5 (scaled down for lower priorities); rows per page;
     # how long one chunk should take (sizes chunks from the measured cost of a row);
     # jobs up to `mover_express_rows` rows (or priority >= 4) use the express lane.
-    mover_concurrency: int = 16
+    mover_concurrency: int = 24
     mover_express_concurrency: int = 4
-    mover_window: int = 32
-    mover_page_size: int = 100
+    mover_window: int = 80
+    mover_page_size: int = 20
     mover_chunk_target_s: float = 0.5
-    mover_max_pages_per_chunk: int = 50
+    mover_max_pages_per_chunk: int = 250
     mover_express_rows: int = 1_000
     mover_progress_interval_ms: int = 100
     # Gateway limits: company ids in one request, rows in one page of a listing.

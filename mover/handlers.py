@@ -75,7 +75,7 @@ class Mover:
             case StartJob():
                 job = await sql.start_due(conn=conn, job_id=msg.job_id, by=msg.id)
                 if job is not None:
-                    await self._release(conn, job, msg.id, chunks=self._window(job))
+                    await self._release(conn, job, msg.id, in_flight=self._first_window(job))
             case CancelJob():
                 if await sql.cancel_job(conn=conn, job_id=msg.job_id, by=msg.id) is None:
                     raise LookupError(f"job {msg.job_id} is not planned yet; retrying later")
@@ -127,7 +127,7 @@ class Mover:
         job = await sql.job(conn=conn, job_id=msg.job_id)
         assert job is not None
         if status == "running":
-            await self._release(conn, job, msg.id, chunks=self._window(job))
+            await self._release(conn, job, msg.id, in_flight=self._first_window(job))
 
     async def _restart(self, msg: RetryJob, conn: DbConnection) -> None:
         job = await sql.restart_job(conn=conn, job_id=msg.job_id, by=msg.id)
@@ -139,7 +139,7 @@ class Mover:
                 row_cost_us=job["row_cost_us"] or 0.0, by=msg.id,
             )  # fmt: skip
             return
-        await self._release(conn, job, msg.id, chunks=self._window(job))
+        await self._release(conn, job, msg.id, in_flight=self._first_window(job))
 
     # --- mover.chunks / mover.express ---------------------------------------------
 
@@ -154,13 +154,12 @@ class Mover:
         if not todo:
             return
         numbers = [p["page"] for p in todo]
-        ids = [company for p in todo for company in p["company_ids"]]
         started = time.perf_counter()
         try:
             async with conn.transaction():  # a savepoint: a failing chunk keeps the record
-                rows, added, removed = await sql.apply_rows(
-                    conn=conn, source=str(job["source"]), target=str(job["target"]),
-                    move=job["mode"] == "move", ids=ids,
+                rows, added, removed = await sql.apply_pages(
+                    conn=conn, job_id=msg.job_id, pages=numbers, source=str(job["source"]),
+                    target=str(job["target"]), move=job["mode"] == "move",
                 )  # fmt: skip
         except asyncpg.PostgresError as exc:
             await self._chunk_failed(conn, job, msg, numbers, exc)
@@ -173,7 +172,7 @@ class Mover:
             by=msg.id,
         )  # fmt: skip
         if job["status"] == "running":
-            await self._release(conn, job, msg.id, chunks=1)
+            await self._release(conn, job, msg.id, in_flight=self._window(job))
 
     async def _chunk_failed(
         self,
@@ -245,14 +244,20 @@ class Mover:
     def _window(self, job: asyncpg.Record) -> int:
         return planning.window(job["priority"], self.settings.mover_window)
 
-    async def _release(self, conn: DbConnection, job: asyncpg.Record, by: str, chunks: int) -> None:
+    def _first_window(self, job: asyncpg.Record) -> int:
+        """Probe chunks until a row's cost is measured, then the whole window."""
+        return self._window(job) if job["row_cost_us"] is not None else planning.PROBE_CHUNKS
+
+    async def _release(
+        self, conn: DbConnection, job: asyncpg.Record, by: str, in_flight: int
+    ) -> None:
         s = self.settings
         size = planning.pages_per_chunk(
             job["row_cost_us"], page_size=s.mover_page_size, target_s=s.mover_chunk_target_s,
             max_pages=s.mover_max_pages_per_chunk,
         )  # fmt: skip
         await sql.release(
-            conn=conn, job_id=job["job_id"], run=job["run"], by=by, chunks=chunks,
+            conn=conn, job_id=job["job_id"], run=job["run"], by=by, in_flight=in_flight,
             pages_per_chunk=size,
         )  # fmt: skip
 

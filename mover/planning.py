@@ -8,9 +8,10 @@ are released to workers as *chunks* of one or more pages, a few chunks at a time
   `chunk_target_s`. On a fast database chunks grow to `max_pages` pages (few
   round trips); on a database that sleeps 100 ms per inserted row they stay at
   one page, so many run side by side.
-- **Window.** At most `window(priority)` chunks of a job are released and not yet
-  applied; each applied chunk releases the next. A job never floods the stream,
-  so other jobs' chunks interleave with it.
+- **Window.** A job starts with `PROBE_CHUNKS` one-page chunks; once one is
+  applied (and a row's cost is known), every applied chunk refills the job's
+  chunks in flight up to `window(priority)`. A job never floods the stream, so
+  other jobs' chunks interleave with it.
 - **Lanes.** Small jobs (`total <= express_rows`) and urgent ones (priority >= 4)
   go to the express stream, read by workers of their own: a move of a handful of
   ids is not queued behind a 50,000-row job.
@@ -22,6 +23,7 @@ from typing import Literal
 
 Lane = Literal["bulk", "express"]
 URGENT_PRIORITY = 4
+PROBE_CHUNKS = 2
 
 
 def lane(*, total: int, priority: int, express_rows: int) -> Lane:

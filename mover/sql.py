@@ -74,22 +74,27 @@ async def job(*, conn: Executor, job_id: str) -> asyncpg.Record | None:
 
 
 async def release(
-    *, conn: DbConnection, job_id: str, run: int, by: str, chunks: int, pages_per_chunk: int
+    *, conn: DbConnection, job_id: str, run: int, by: str, in_flight: int, pages_per_chunk: int
 ) -> None:
-    """Put the next pending pages of this run into up to `chunks` chunks, recorded as
-    released by message `by` (so a redelivery of `by` publishes the same chunks)."""
+    """Release chunks of the next pending pages until `in_flight` chunks of this run are
+    out, recorded as released by message `by` (a redelivery of `by` publishes the same)."""
     await conn.execute(
-        """WITH free AS (
+        """WITH out AS (
+               SELECT count(DISTINCT chunk) AS n FROM move_pages
+               WHERE job_id = $1 AND released_run = $2 AND status = 'pending'),
+           free AS (
                SELECT page FROM move_pages
                WHERE job_id = $1 AND status = 'pending' AND released_run < $2
-               ORDER BY page LIMIT $4::int * $5::int FOR UPDATE SKIP LOCKED),
+               ORDER BY page
+               LIMIT greatest($4::int - (SELECT n FROM out), 0) * $5::int
+               FOR UPDATE SKIP LOCKED),
            numbered AS (
                SELECT page, (row_number() OVER (ORDER BY page) - 1) / $5::int AS grp FROM free),
            chunked AS (
                SELECT page, min(page) OVER (PARTITION BY grp) AS chunk FROM numbered)
            UPDATE move_pages p SET released_run = $2, released_by = $3, chunk = chunked.chunk
            FROM chunked WHERE p.job_id = $1 AND p.page = chunked.page""",
-        job_id, run, by, chunks, pages_per_chunk,
+        job_id, run, by, in_flight, pages_per_chunk,
     )  # fmt: skip
 
 
@@ -106,34 +111,36 @@ async def released_chunks(*, conn: Executor, job_id: str, by: str) -> list[list[
 
 async def lock_pages(*, conn: DbConnection, job_id: str, pages: list[int]) -> list[asyncpg.Record]:
     return await conn.fetch(
-        """SELECT page, company_ids, status, attempts FROM move_pages
+        """SELECT page, status, attempts FROM move_pages
            WHERE job_id = $1 AND page = ANY ($2::int[]) ORDER BY page FOR UPDATE""",
         job_id, pages,
     )  # fmt: skip
 
 
-async def apply_rows(
-    *, conn: DbConnection, source: str, target: str, move: bool, ids: list[int]
+async def apply_pages(
+    *, conn: DbConnection, job_id: str, pages: list[int], source: str, target: str, move: bool
 ) -> tuple[int, int, int]:
-    """Add `ids` to `target` (and remove them from `source` when moving); (rows, added,
-    removed). Rows already in the target are dropped *before* the insert, so an insert
-    trigger never runs for them."""
+    """Add the pages' companies to `target` (and remove them from `source` when moving);
+    (rows, added, removed). Rows already in the target are dropped *before* the insert,
+    so an insert trigger never runs for them. The ids never leave PostgreSQL."""
     row = await conn.fetchrow(
-        """WITH wanted AS (SELECT DISTINCT unnest($3::bigint[]) AS company_id),
+        """WITH wanted AS (
+               SELECT DISTINCT unnest(company_ids) AS company_id FROM move_pages
+               WHERE job_id = $1 AND page = ANY ($2::int[])),
            added AS (
                INSERT INTO memberships (collection_id, company_id)
-               SELECT $2, w.company_id FROM wanted w
+               SELECT $4, w.company_id FROM wanted w
                WHERE NOT EXISTS (SELECT 1 FROM memberships t
-                                 WHERE t.collection_id = $2 AND t.company_id = w.company_id)
+                                 WHERE t.collection_id = $4 AND t.company_id = w.company_id)
                ORDER BY w.company_id
                ON CONFLICT DO NOTHING RETURNING 1),
            removed AS (
                DELETE FROM memberships s USING wanted w
-               WHERE $4 AND s.collection_id = $1 AND s.company_id = w.company_id
+               WHERE $5 AND s.collection_id = $3 AND s.company_id = w.company_id
                RETURNING 1)
            SELECT (SELECT count(*) FROM wanted) AS rows, (SELECT count(*) FROM added) AS added,
                   (SELECT count(*) FROM removed) AS removed""",
-        source, target, ids, move,
+        job_id, pages, source, target, move,
     )  # fmt: skip
     assert row is not None
     return int(row["rows"]), int(row["added"]), int(row["removed"])

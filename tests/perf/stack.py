@@ -1,0 +1,97 @@
+"""For benchmarks: a fresh schema and stream prefix, and the services as processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+import msgspec
+import redis.asyncio as aioredis
+
+from contracts import migrations
+from contracts.settings import Settings
+from tests.support.processes import kill, start_module
+
+PORTS = {"gateway": "GATEWAY_PORT", "mover": "MOVER_PORT", "aggregator": "AGGREGATOR_PORT",
+         "ingest": "INGEST_PORT"}  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Bench:
+    settings: Settings
+    gateway: str
+    logs: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def fresh_schema(base: Settings) -> AsyncIterator[Settings]:
+    """A migrated schema and a stream prefix of their own; dropped afterwards."""
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(base.database_url)
+    await conn.execute(f'CREATE SCHEMA "{name}"')
+    await conn.execute(f'SET search_path TO "{name}"')
+    await migrations.apply(conn)
+    settings = msgspec.structs.replace(base, db_schema=name, stream_prefix=f"{name}.")
+    try:
+        yield settings
+    finally:
+        await conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+        await conn.close()
+        redis = aioredis.from_url(base.redis_url)
+        keys = [k async for k in redis.scan_iter(match=f"{name}.*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+
+
+@contextlib.contextmanager
+def services(settings: Settings, counts: dict[str, int], **env: str) -> Iterator[Bench]:
+    """Start `counts[name]` processes of each service; the gateway's URL in `Bench`."""
+    logs = Path(tempfile.mkdtemp(prefix="conveyor-bench-"))
+    bench = Bench(settings, "", logs)
+    try:
+        for name, n in counts.items():
+            for i in range(n):
+                port = free_port()
+                extra = {PORTS[name]: str(port), **env}
+                proc = start_module(name, settings, logs / f"{name}-{i}.log", **extra)
+                bench.procs.append(proc)
+                if name == "gateway":
+                    bench.gateway = f"http://127.0.0.1:{port}"
+        yield bench
+    finally:
+        for proc in bench.procs:
+            kill(proc, wait_s=15)
+
+
+async def wait_ready(url: str, timeout_s: float = 30) -> None:
+    async with httpx.AsyncClient() as client:
+        for _ in range(int(timeout_s * 10)):
+            with contextlib.suppress(httpx.TransportError):
+                if (await client.get(f"{url}/readyz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} not ready after {timeout_s}s")
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
