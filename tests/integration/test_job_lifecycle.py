@@ -18,15 +18,17 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 
-async def chunks_idle(redis: aioredis.Redis, settings: Settings) -> bool:
-    """No chunk is waiting or under way on either lane."""
+async def chunks_idle(redis: aioredis.Redis, settings: Settings) -> str:
+    """'' while a chunk is waiting or under way on either lane, else what they show."""
+    seen = []
     for spec in (streams.MOVER_CHUNKS, streams.MOVER_EXPRESS):
         name = spec.prefixed(settings.stream_prefix).name
         info = {g["name"].decode(): g for g in await redis.xinfo_groups(name)}
         group = info.get(streams.MOVER)
         if group and (group["pending"] or group.get("lag")):
-            return False
-    return True
+            return ""
+        seen.append(f"{name}: {group}")
+    return "; ".join(seen)
 
 
 async def test_cancel_stops_new_chunks_and_keeps_finished_ones(
@@ -43,7 +45,9 @@ async def test_cancel_stops_new_chunks_and_keeps_finished_ones(
         cancelled = await w.client.post(f"/jobs/{job['id']}/cancel")
         assert cancelled.status_code == 202
         final = await w.finished(job["id"])
-        await wait_until(lambda: chunks_idle(redis, settings), what="chunks under way finished")
+        await wait_until(
+            lambda: chunks_idle(redis, settings), timeout=60, what="chunks under way finished"
+        )
 
         async def settled() -> dict[str, object] | None:
             now = await w.job(job["id"])
