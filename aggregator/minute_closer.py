@@ -22,7 +22,6 @@ update and announced again with its new count.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -37,6 +36,7 @@ from contracts.codec import entry_fields
 from contracts.messages import MinuteClosed, derived_id
 from contracts.minutes import MINUTE
 from contracts.settings import Settings
+from contracts.tasks import cancel_and_wait
 
 log = logging.getLogger("conveyor.aggregator.minutes")
 
@@ -95,9 +95,7 @@ class MinuteCloser:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     async def watermark(self) -> datetime:
         bounds = [await acked_before_ms(self.redis, s, g) for s, g in self.inputs]

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 
 from contracts.batches import BatchRegistry
 from contracts.messages import Point, RecordPoints, StartBatch, new_id, utcnow
+from contracts.tasks import cancel_and_wait
 
 log = logging.getLogger("conveyor.ingest.producer")
 
@@ -72,10 +73,7 @@ class Producer:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                await cancel_and_wait(task)
             with contextlib.suppress(Exception):
                 await self.registry.release(self.start.batch_id, self.owner)
 

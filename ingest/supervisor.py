@@ -26,6 +26,7 @@ import uuid
 from contracts.batches import BatchRegistry, decode_start
 from contracts.messages import StartBatch
 from contracts.settings import Settings
+from contracts.tasks import cancel_and_wait
 from ingest.metrics import IngestMetrics
 from ingest.producers import Producer
 
@@ -51,13 +52,9 @@ class Supervisor:
     async def stop(self) -> None:
         """Stop reconciling, end every producer here and release its lease."""
         if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+            await cancel_and_wait(self._loop)
         tasks = [task for _, task in self.producers.values()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(cancel_and_wait(task) for task in tasks))
 
     def poke(self) -> None:
         """Reconcile now (a batch started or stopped)."""
@@ -73,8 +70,11 @@ class Supervisor:
                 await self.reconcile()
             except Exception as exc:
                 log.warning("reconcile failed (will retry): %s", exc)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that lands as the event is set, and stop() would wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), RECONCILE_S)
+                async with asyncio.timeout(RECONCILE_S):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def reconcile(self) -> None:

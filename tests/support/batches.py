@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import Any
 
 import asyncpg
+import httpx
 import msgspec
 import redis.asyncio as aioredis
 
 from aggregator import points_sql
+from aggregator.app import create_app as create_aggregator
 from contracts import streams
 from contracts.messages import RecordPoints
 from contracts.service import Service
 from contracts.settings import Settings
+from gateway.app import create_app as create_gateway
+from gateway.testing import serve
+from ingest.app import create_app as create_ingest
+
+Stack = tuple[httpx.AsyncClient, Service, Service]
 
 
 def named(settings: Settings, name: str) -> Settings:
@@ -62,3 +71,36 @@ async def aggregated(pool: asyncpg.Pool, batch_id: str | None = None) -> int:
             batch_id,
         )
     )
+
+
+@contextlib.asynccontextmanager
+async def batch_stack(
+    settings: Settings, clock: Callable[[], datetime] | None = None
+) -> AsyncIterator[Stack]:
+    """A gateway client with an ingest and an aggregator service, all in this process;
+    `clock` replaces the gateway's (arrival times of pushed points, "now" of /agg)."""
+    gateway = create_gateway(settings)
+    if clock is not None:
+        gateway.state.clock = clock
+    async with (
+        running(create_ingest, named(settings, "ingest")) as ingest,
+        running(create_aggregator, named(settings, "aggregator")) as aggregator,
+        serve(gateway) as client,
+    ):
+        yield client, ingest, aggregator
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def drained(redis: aioredis.Redis, stream: str, group: str) -> bool:
+    """`group` has read and acknowledged every entry of `stream`."""
+    try:
+        groups = {g["name"].decode(): g for g in await redis.xinfo_groups(stream)}
+    except aioredis.ResponseError:
+        return False
+    info = groups.get(group)
+    return info is not None and info["pending"] == 0 and info["lag"] == 0
