@@ -29,7 +29,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody
 from contracts.batches import BatchRegistry
 from contracts.messages import StartBatch, StopBatch, id_from_key, new_id
 from contracts.settings import Settings
-from gateway import batches_points, batches_reads
+from gateway import batches_events, batches_points, batches_reads
 from gateway import batches_sql as sql
 from gateway.batches_deps import BatchMetrics, batch_dependencies
 from gateway.problems import ProblemError
@@ -182,5 +182,6 @@ router = Router(
         stop_batch,
         batches_points.push_points,
         *batches_reads.ROUTES,
+        batches_events.batch_events,
     ],
 )

@@ -31,7 +31,7 @@ from gateway import batches_sql as sql
 from gateway.batches_deps import Clock
 from gateway.problems import ProblemError
 
-__all__ = ["ROUTES"]
+__all__ = ["ROUTES", "one_batch"]
 
 MAX_SERIES_MINUTES = 1440
 MAX_PAGE = 100
@@ -83,6 +83,7 @@ class Stats(msgspec.Struct, kw_only=True):
     points_late: int
     minutes: int
     minutes_open: int
+    jobs: dict[str, int]
 
 
 def _view(row: asyncpg.Record, running: dict[str, str]) -> BatchView:
@@ -131,7 +132,7 @@ async def list_batches(
     return BatchPage(items, items[-1].batch_id if len(items) == limit else None)
 
 
-async def _one(pool: asyncpg.Pool, batches: BatchRegistry, batch_id: str) -> BatchView:
+async def one_batch(pool: asyncpg.Pool, batches: BatchRegistry, batch_id: str) -> BatchView:
     rows = await sql.batches(pool=pool, batch_id=batch_id)
     running = await batches.running()
     view = _view(rows[0], running) if rows else None
@@ -148,7 +149,7 @@ async def get_batch(
     pool: NamedDependency[asyncpg.Pool],
     batches: NamedDependency[BatchRegistry],
 ) -> BatchView:
-    return await _one(pool, batches, batch_id)
+    return await one_batch(pool, batches, batch_id)
 
 
 def _utc(at: datetime) -> datetime:
@@ -203,7 +204,7 @@ async def get_agg(
     start: Annotated[datetime | None, QueryParameter(name="from")] = None,
     end: Annotated[datetime | None, QueryParameter(name="to")] = None,
 ) -> MinuteAgg | AggSeries:
-    await _one(pool, batches, batch_id)  # 404 for an unknown batch
+    await one_batch(pool, batches, batch_id)  # 404 for an unknown batch
     now = clock()
     if start is None and end is None:
         first, last = last_whole_minute(now)
@@ -222,7 +223,7 @@ async def get_agg(
     return AggSeries(batch_id=batch_id, start=first, end=last, minutes=rows_out)
 
 
-@get("/stats", summary="Overall figures: batches running, points stored, minutes")
+@get("/stats", summary="Overall figures: batches running, points stored, jobs by status")
 async def get_stats(
     pool: NamedDependency[asyncpg.Pool],
     batches: NamedDependency[BatchRegistry],
@@ -239,6 +240,7 @@ async def get_stats(
         points_late=late,
         minutes=row["minutes"],
         minutes_open=row["open_minutes"],
+        jobs=await sql.jobs_by_status(pool=pool),
     )
 
 

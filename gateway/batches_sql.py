@@ -47,6 +47,9 @@ SELECT (SELECT count(DISTINCT batch_id) FROM batch_runs) AS batches,
        (SELECT count(*) FROM minute_aggregates WHERE NOT closed) AS open_minutes
 """
 
+_JOBS_BY_STATUS = "SELECT status, count(*) AS n FROM jobs GROUP BY status"
+JOB_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+
 
 async def latest_run_id(*, pool: asyncpg.Pool, batch_id: str) -> str | None:
     run_id = await pool.fetchval(_LATEST_RUN_ID, batch_id)
@@ -71,3 +74,10 @@ async def stats(*, pool: asyncpg.Pool) -> asyncpg.Record:
     row = await pool.fetchrow(_STATS)
     assert row is not None
     return row
+
+
+async def jobs_by_status(*, pool: asyncpg.Pool) -> dict[str, int]:
+    """Jobs (the mover's table) by status, every status present."""
+    counts = dict.fromkeys(JOB_STATUSES, 0)
+    counts.update({row["status"]: int(row["n"]) for row in await pool.fetch(_JOBS_BY_STATUS)})
+    return counts

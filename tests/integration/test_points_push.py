@@ -136,10 +136,15 @@ async def test_accepted_points_are_stored_and_aggregated_once_per_idempotency_ke
     registry = ingest.metrics.registry
     assert registry.get_sample_value("conveyor_late_points_total") == 1
     assert registry.get_sample_value("conveyor_points_ingested_total", {"source": "pushed"}) == 5
+    await pool.execute(
+        "INSERT INTO jobs (id, kind, status, priority, max_attempts)"
+        " VALUES ('j1', 'move', 'failed', 3, 3), ('j2', 'move', 'failed', 3, 3)"
+    )
     stats = (await client.get("/stats")).json()
     assert stats["points_stored"] == 5
     assert stats["points_late"] == 1
     assert stats["batches_running"] == 1
+    assert stats["jobs"] == {"queued": 0, "running": 0, "completed": 0, "failed": 2, "cancelled": 0}
 
 
 async def _eq(value: object, want: int) -> bool:
