@@ -17,7 +17,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
 from contracts.settings import Settings
-from gateway import batches, catalog, health, jobs, moves
+from gateway import batches, catalog, events, health, jobs, moves
 from gateway.metrics import MetricsController, RegistryPrometheusConfig, new_registry
 from gateway.problems import exception_handlers
 from gateway.resources import dependencies, lifespan
@@ -54,6 +54,7 @@ def create_app(
             catalog.router,  # /collections..., /companies (gateway/catalog.py)
             moves.create_move,  # POST /moves (gateway/moves.py)
             jobs.router,  # /jobs... (gateway/jobs.py)
+            events.all_events,  # GET /events (gateway/events.py)
             *extra_route_handlers,
         ],
         lifespan=[lifespan(settings)],

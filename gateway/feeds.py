@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -36,6 +36,7 @@ from redis.asyncio import Redis
 
 from contracts.codec import DATA_FIELD
 from contracts.streams import StreamSpec
+from contracts.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,10 @@ class StreamFeed:
             self._subscribers.discard(sub)
             if self.clients is not None:
                 self.clients.labels(self.spec.name).dec()
+
+    async def end(self) -> str:
+        """The id of the stream's newest entry ("0-0" if empty): a place to start live."""
+        return await self._tail()
 
     async def close(self) -> None:
         self._stopping = True
@@ -279,3 +284,57 @@ def sse(events: AsyncIterator[FeedEvent], *, heartbeat_s: float = 15.0) -> Serve
         _messages(events, heartbeat_s),
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+TERMINAL = (_OVERFLOW, _CLOSED)
+
+
+async def merge(
+    feeds: Mapping[str, AsyncIterator[FeedEvent]],
+) -> AsyncIterator[tuple[str, FeedEvent]]:
+    """Several subscriptions as one, in arrival order, each event tagged with its feed's
+    name; ends after the first `overflow` or `closed` (which it yields), or when one ends."""
+    queue: asyncio.Queue[tuple[str, FeedEvent | None]] = asyncio.Queue(maxsize=1)
+
+    async def pump(name: str, feed: AsyncIterator[FeedEvent]) -> None:
+        async for event in feed:
+            await queue.put((name, event))
+        await queue.put((name, None))
+
+    pumps = [asyncio.create_task(pump(name, feed)) for name, feed in feeds.items()]
+    try:
+        while True:
+            name, event = await queue.get()
+            if event is None:
+                return
+            yield name, event
+            if event.event in TERMINAL:
+                return
+    finally:
+        for task in pumps:
+            await cancel_and_wait(task)
+        for feed in feeds.values():
+            with contextlib.suppress(Exception):
+                await feed.aclose()  # type: ignore[attr-defined]
+
+
+def encode_cursor(positions: dict[str, str]) -> str:
+    """One SSE id for several streams: `topic:entry-id,topic:entry-id`."""
+    return ",".join(f"{topic}:{entry}" for topic, entry in sorted(positions.items()))
+
+
+def decode_cursor(text: str | None, topics: list[str]) -> dict[str, str] | None:
+    """The positions in a cursor for every one of `topics`, or None if it has not them all."""
+    if not text:
+        return None
+    found = dict(part.split(":", 1) for part in text.split(",") if ":" in part)
+    if not all(topic in found for topic in topics):
+        return None
+    if not all(_valid_id(found[topic]) for topic in topics):
+        return None
+    return {topic: found[topic] for topic in topics}
+
+
+def _valid_id(entry_id: str) -> bool:
+    ms, _, seq = entry_id.partition("-")
+    return ms.isdigit() and (seq == "" or seq.isdigit())
