@@ -42,6 +42,9 @@ from contracts.messages import RecordPoints, StartBatch, StopBatch
 
 _ADMIT = """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[6] ~= '0' and redis.call('EXISTS', KEYS[4]) == 1 then
+  return {'replayed', current or ''}
+end
 if current then return {'running', current} end
 if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
   return {'full', redis.call('HKEYS', KEYS[1])}
@@ -49,6 +52,7 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[5])
 redis.call('XADD', KEYS[3], '*', ARGV[4], ARGV[5])
+if ARGV[6] ~= '0' then redis.call('SET', KEYS[4], '1', 'EX', ARGV[6]) end
 return {'started', ARGV[2]}
 """
 
@@ -117,7 +121,11 @@ def decode_start(data: bytes | None) -> StartBatch | None:
 
 @dataclass(frozen=True)
 class Admission:
-    outcome: Literal["started", "running", "full"]
+    """`started`; `running` (another run of the batch runs: `run_id`); `full` (the
+    limit: `running` batch ids); `replayed` (a retried start: `run_id` is the batch's
+    current run, or None if it has stopped since)."""
+
+    outcome: Literal["started", "running", "full", "replayed"]
     run_id: str | None = None
     running: tuple[str, ...] = ()
 
@@ -151,13 +159,20 @@ class BatchRegistry:
     async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         return await self._scripts[name](keys=keys, args=args)
 
-    async def admit(self, start: StartBatch, *, limit: int) -> Admission:
-        keys = [self.running_key, self.starts_key, self.commands]
-        args = [start.batch_id, start.id, limit, DATA_FIELD, encode(start)]
+    async def admit(self, start: StartBatch, *, limit: int, once: bool = False) -> Admission:
+        """Admit `start` unless the batch runs or the limit is reached; `once`: the run id
+        comes from an Idempotency-Key, and a start admitted before is not admitted again."""
+        seen = f"{self.running_key}.admitted:{start.id}"
+        keys = [self.running_key, self.starts_key, self.commands, seen]
+        ttl = IDEMPOTENCY_TTL_S if once else 0
+        args = [start.batch_id, start.id, limit, DATA_FIELD, encode(start), ttl]
         outcome, detail = await self._run("admit", keys, args)
-        if _text(outcome) == "full":
+        kind = _text(outcome)
+        if kind == "full":
             return Admission("full", running=tuple(sorted(_text(b) for b in detail)))
-        return Admission("started" if _text(outcome) == "started" else "running", _text(detail))
+        if kind == "replayed":
+            return Admission("replayed", _text(detail) or None)
+        return Admission("started" if kind == "started" else "running", _text(detail))
 
     async def stop(self, stop: StopBatch) -> bool:
         """Remove `stop.run_id` if it is still the batch's run, and send the StopBatch."""

@@ -8,10 +8,12 @@ A start is admitted by one atomic Redis script (contracts/batches.py): at most
 `max_batches` run at once across every gateway and ingest process; past that
 the answer is 429 problem+json naming the limit and the running batches, with
 Retry-After. A start of a running batch starts nothing: 200 with
-`already_running: true`. The admitted start and its StartBatch command are
-written in the same step, so an admitted run is never lost. A stop removes the
-run from the admitted set at once (its producer is fenced off on its next
-emission) and sends StopBatch; a stopped batch can be started again (a new run).
+`already_running: true`; a POST retried with the same `Idempotency-Key` answers
+200 with what the first did (even after that run stopped) and starts nothing.
+The admitted start and its StartBatch command are written in the same step, so
+an admitted run is never lost. A stop removes the run from the admitted set at
+once (its producer is fenced off on its next emission) and sends StopBatch; a
+stopped batch can be started again (a new run).
 """
 
 from __future__ import annotations
@@ -82,13 +84,21 @@ async def _start(
     batches: BatchRegistry,
     settings: Settings,
     metrics: BatchMetrics,
+    *,
+    once: bool = False,
 ) -> Response[BatchRun]:
     if options.low > options.high:
         raise ProblemError(HTTPStatus.BAD_REQUEST, "low must not be greater than high")
     fields = msgspec.structs.asdict(options)
     fields.pop("batch_id", None)
     start = StartBatch(id=run_id, batch_id=batch_id, **fields)
-    admission = await batches.admit(start, limit=settings.max_batches)
+    admission = await batches.admit(start, limit=settings.max_batches, once=once)
+    location = {"Location": f"/batches/{batch_id}"}
+    if admission.outcome == "replayed":  # the same Idempotency-Key: what that start did
+        metrics.starts.labels("replayed").inc()
+        still = admission.run_id == run_id
+        body = BatchRun(batch_id, run_id, "running" if still else "stopped", still)
+        return Response(body, status_code=HTTPStatus.OK, headers=location)
     if admission.outcome == "full":
         metrics.starts.labels("limited").inc()
         running = list(admission.running)
@@ -106,7 +116,7 @@ async def _start(
     metrics.starts.labels("started" if started else "already_running").inc()
     body = BatchRun(batch_id, admission.run_id, "running", already_running=not started)
     status = HTTPStatus.CREATED if started else HTTPStatus.OK
-    return Response(body, status_code=status, headers={"Location": f"/batches/{batch_id}"})
+    return Response(body, status_code=status, headers=location)
 
 
 def _run_id(idempotency_key: str | None) -> str:
@@ -121,9 +131,11 @@ async def start_batch(
     batch_metrics: NamedDependency[BatchMetrics],
     idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
 ) -> Response[BatchRun]:
-    batch_id = data.batch_id or new_id()[:12]
     run_id = _run_id(idempotency_key)
-    return await _start(batch_id, data, run_id, batches, settings, batch_metrics)
+    batch_id = data.batch_id or run_id[:12]
+    return await _start(
+        batch_id, data, run_id, batches, settings, batch_metrics, once=bool(idempotency_key)
+    )
 
 
 @put("/batches/{batch_id:str}", summary="Start this batch unless it runs (201, or 200 as is)")

@@ -26,7 +26,7 @@ class BatchMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.starts = Counter(
             "conveyor_batch_starts_total",
-            "Batch start requests, by outcome (started, already_running, limited).",
+            "Batch start requests, by outcome (started, already_running, replayed, limited).",
             ["outcome"],
             registry=registry,
         )

@@ -124,3 +124,23 @@ async def _no_producer(service: Service) -> bool:
 
 async def _sample(service: Service, name: str) -> float:
     return service.metrics.registry.get_sample_value(name) or 0.0
+
+
+async def test_a_retried_post_with_the_same_key_starts_nothing_even_after_a_stop(
+    client: httpx.AsyncClient, redis: aioredis.Redis, settings: Settings
+) -> None:
+    headers = {"Idempotency-Key": "start-k1"}
+    body = {"batch_id": "k1", "rate": 0}
+    first = await client.post("/batches", json=body, headers=headers)
+    again = await client.post("/batches", json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["run_id"] == first.json()["run_id"]
+    assert again.json()["status"] == "running"
+
+    assert (await client.delete("/batches/k1")).status_code == 200
+    late_retry = await client.post("/batches", json=body, headers=headers)
+    assert late_retry.status_code == 200
+    assert late_retry.json() == first.json() | {"status": "stopped", "already_running": False}
+    assert await redis.hlen(f"{settings.stream_prefix}batches.running") == 0
+    # Another key (or none) starts it again.
+    assert (await client.post("/batches", json=body)).status_code == 201
