@@ -33,7 +33,7 @@ from contracts.messages import StartBatch, StopBatch, id_from_key, new_id
 from contracts.settings import Settings
 from gateway import batches_events, batches_points, batches_reads
 from gateway import batches_sql as sql
-from gateway.batches_deps import BatchMetrics, batch_dependencies
+from gateway.batches_deps import BatchMetrics, batch_dependencies, outage_handlers
 from gateway.problems import ProblemError
 
 __all__ = ["BATCH_ID", "router", "valid_batch_id"]
@@ -187,6 +187,7 @@ router = Router(
     path="/",
     tags=["batches"],
     dependencies=batch_dependencies(),
+    exception_handlers=outage_handlers(),
     route_handlers=[
         start_batch,
         put_batch,

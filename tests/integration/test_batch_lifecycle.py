@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
@@ -144,3 +145,23 @@ async def test_a_retried_post_with_the_same_key_starts_nothing_even_after_a_stop
     assert await redis.hlen(f"{settings.stream_prefix}batches.running") == 0
     # Another key (or none) starts it again.
     assert (await client.post("/batches", json=body)).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("setting", "url", "request_"),
+    [
+        ("redis_url", "redis://127.0.0.1:1/0", ("put", "/batches/down")),
+        ("database_url", "postgresql://postgres@127.0.0.1:1/postgres", ("get", "/batches")),
+    ],
+)
+async def test_redis_or_postgres_down_is_503_problem(
+    settings: Settings, setting: str, url: str, request_: tuple[str, str]
+) -> None:
+    down = msgspec.structs.replace(settings, **{setting: url})
+    async with serve(create_gateway(down)) as gateway:
+        method, path = request_
+        response = await gateway.request(method.upper(), path)
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "1"
+    assert "unreachable" in response.json()["detail"]
