@@ -156,42 +156,29 @@ def _utc(at: datetime) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
+def _minute(minute: datetime, row: asyncpg.Record | None, closed: bool) -> MinuteAgg:
+    """A stored minute, or an empty one (`closed` by the clock)."""
+    end = minute + MINUTE
+    if row is None:
+        return MinuteAgg(
+            start=minute, end=end, count=0, sum=0.0, avg=None, min=None, max=None, closed=closed
+        )
+    count, total = row["count"], row["sum"]
+    return MinuteAgg(
+        start=minute, end=end, count=count, sum=total, avg=total / count,
+        min=row["min"], max=row["max"], closed=row["closed"],
+    )  # fmt: skip
+
+
 def series(
     rows: list[asyncpg.Record], start: datetime, end: datetime, now: datetime, grace_s: float
 ) -> list[MinuteAgg]:
     """One MinuteAgg per minute in [floor(start), end), empty minutes included."""
     stored = {row["minute"]: row for row in rows}
-    out = []
-    for minute in minutes(start, end):
-        row = stored.get(minute)
-        if row is None:
-            closed = now >= closes_at(minute, grace_s)
-            out.append(
-                MinuteAgg(
-                    start=minute,
-                    end=minute + MINUTE,
-                    count=0,
-                    sum=0.0,
-                    avg=None,
-                    min=None,
-                    max=None,
-                    closed=closed,
-                )
-            )
-            continue
-        out.append(
-            MinuteAgg(
-                start=minute,
-                end=minute + MINUTE,
-                count=row["count"],
-                sum=row["sum"],
-                avg=row["sum"] / row["count"],
-                min=row["min"],
-                max=row["max"],
-                closed=row["closed"],
-            )
-        )
-    return out
+    return [
+        _minute(minute, stored.get(minute), now >= closes_at(minute, grace_s))
+        for minute in minutes(start, end)
+    ]
 
 
 @get("/batches/{batch_id:str}/agg", summary="Aggregate of the last whole minute, or a series")
