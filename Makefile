@@ -45,6 +45,7 @@ run: seed ## migrate, seed and run the four services (Ctrl-C stops them all)
 	@echo "              http://localhost:$(INGEST_PORT)/metrics (ingest)"
 	@echo "              http://localhost:$(MOVER_PORT)/metrics (mover)"
 	@echo "              http://localhost:$(AGGREGATOR_PORT)/metrics (aggregator)"
+	@$(UV) run conveyor devkey
 	CONVEYOR_SHUTDOWN_GRACE_S=$(RUN_SHUTDOWN_GRACE_S) $(UV) run honcho start -f Procfile
 
 lint: install ## ruff check, ruff format --check, mypy

@@ -146,7 +146,7 @@ async def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 # Other modules add their commands here: name -> (help, add_arguments, run).
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]] = {}
-PLUGINS = ("mover.cli",)
+PLUGINS = ("mover.cli", "gateway.devkey")
 
 
 def parser() -> argparse.ArgumentParser:

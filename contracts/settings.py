@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-_ENV_NAMES = {"redis_url": "REDIS_URL", "database_url": "DATABASE_URL"}
+ENV_NAMES = {"redis_url": "REDIS_URL", "database_url": "DATABASE_URL"}
 
 
 def default_consumer_name() -> str:
@@ -63,13 +63,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_ids_per_request: int = 10_000
     max_page_size: int = 500
 
+    # Front door (gateway): API keys as `name:secret:scopes` entries separated by `;`
+    # (scopes `read` or `read+write`), and/or a file of such lines; requests per key
+    # per second and burst; open SSE streams per key (per gateway process); how long
+    # an SSE ticket lives.
+    api_keys: str = ""
+    api_keys_file: str = ""
+    rate_limit_per_s: float = 50.0
+    rate_limit_burst: int = 100
+    sse_connections_per_key: int = 50
+    sse_ticket_ttl_s: int = 30
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Every field from its variable: REDIS_URL, DATABASE_URL, else CONVEYOR_<FIELD>."""
         env = os.environ if environ is None else environ
         given: dict[str, object] = {}
         for f in msgspec.structs.fields(cls):
-            name = _ENV_NAMES.get(f.name, f"CONVEYOR_{f.name.upper()}")
+            name = ENV_NAMES.get(f.name, f"CONVEYOR_{f.name.upper()}")
             if name in env:
                 given[f.name] = env[name]
         try:

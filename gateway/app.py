@@ -13,11 +13,14 @@ from collections.abc import Sequence
 
 from litestar import Litestar
 from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
 from contracts.settings import Settings
-from gateway import batches, catalog, events, health, jobs, moves
+from gateway import auth, batches, catalog, events, health, jobs, moves
+from gateway.auth import Door, FrontDoor
+from gateway.keys import Keys
 from gateway.metrics import MetricsController, RegistryPrometheusConfig, new_registry
 from gateway.problems import exception_handlers
 from gateway.resources import dependencies, lifespan
@@ -41,6 +44,7 @@ def create_app(
     same dependencies, limits, metrics and problem handling (tests use it to add
     probe routes; production passes none).
     """
+    keys = Keys.from_settings(settings)  # no keys, no gateway (gateway/keys.py)
     registry = new_registry()
     prometheus = RegistryPrometheusConfig(
         app_name="litestar", prefix="litestar", group_path=True, registry=registry
@@ -55,12 +59,16 @@ def create_app(
             moves.create_move,  # POST /moves (gateway/moves.py)
             jobs.router,  # /jobs... (gateway/jobs.py)
             events.all_events,  # GET /events (gateway/events.py)
+            auth.create_ticket,  # POST /auth/tickets (gateway/auth.py)
             *extra_route_handlers,
         ],
         lifespan=[lifespan(settings)],
         state=State({"settings": settings, "metrics_registry": registry}),
         dependencies=dependencies(),
-        middleware=[prometheus.middleware],
+        middleware=[
+            prometheus.middleware,
+            DefineMiddleware(FrontDoor, door=Door(settings, keys, registry)),
+        ],
         exception_handlers=exception_handlers(),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Conveyor", version=_version(), path="/schema"),

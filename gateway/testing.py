@@ -16,18 +16,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import cast
 
 import httpx
 from litestar import Litestar
 
+from contracts.settings import Settings
+
 __all__ = ["serve"]
+
+
+def write_key(settings: Settings) -> str:
+    """The secret of the first read+write key in the settings (tests call with it)."""
+    for entry in settings.api_keys.split(";"):
+        parts = entry.strip().split(":")
+        if len(parts) == 3 and "write" in parts[2].split("+"):
+            return parts[1]
+    raise LookupError("the settings hold no read+write API key")
 
 
 @contextlib.asynccontextmanager
 async def serve(
-    app: Litestar, base_url: str = "http://gateway"
+    app: Litestar, base_url: str = "http://gateway", key: str | None = None
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """Start `app` (lifespan included), yield a client for it, then shut it down."""
+    """Start `app` (lifespan included), yield a client for it, then shut it down.
+
+    The client sends `key` (default: the app's first read+write key) as its bearer."""
     started, stop = asyncio.Event(), asyncio.Event()
 
     async def run() -> None:
@@ -44,7 +58,11 @@ async def serve(
     try:
         # Litestar types its ASGI scope more narrowly than httpx's generic ASGI alias.
         transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+        secret: str = key or write_key(cast(Settings, app.state.settings))
+        headers = {"Authorization": f"Bearer {secret}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url=base_url, headers=headers
+        ) as client:
             yield client
     finally:
         stop.set()

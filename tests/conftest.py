@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from contracts import migrations
 from contracts.db import create_pool
 from contracts.settings import Settings
+from tests.support.keys import API_KEYS
 from tests.support.services import ServiceUrls, service_urls
 
 
@@ -54,6 +55,7 @@ def settings(urls: ServiceUrls, schema: str, stream_prefix: str) -> Settings:
         shutdown_grace_s=5.0,
         poll_ms=100,
         db_pool_max=5,
+        api_keys=API_KEYS,
     )
 
 

@@ -9,13 +9,14 @@ import pytest
 
 from contracts.messages import utcnow
 from tests.e2e.conftest import Stack
+from tests.support.keys import WRITE
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
 
 async def test_a_batch_runs_end_to_end(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=5) as client:
+    async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=5, headers=WRITE) as client:
         started = await client.put("/batches/e2e", json={"rate": 50})
         assert started.status_code == 201, started.text
 

@@ -8,12 +8,13 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import SERVICES, Stack
+from tests.support.keys import WRITE
 
 pytestmark = pytest.mark.e2e
 
 
 async def test_all_four_services_come_up_ready_with_metrics(stack: Stack) -> None:
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with httpx.AsyncClient(timeout=5, headers=WRITE) as client:
         ready = await client.get(stack.url("gateway") + "/readyz")
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"] == {"redis": "ok", "postgres": "ok"}

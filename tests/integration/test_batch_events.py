@@ -22,6 +22,7 @@ from gateway.app import create_app as create_gateway
 from ingest.app import create_app as create_ingest
 from tests.support.batches import named, running
 from tests.support.http import uvicorn_serve
+from tests.support.keys import WRITE
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +35,7 @@ async def client(
         running(create_ingest, named(settings, "ingest")),
         running(create_aggregator, named(settings, "aggregator")),
         uvicorn_serve(create_gateway(settings)) as url,
-        httpx.AsyncClient(base_url=url, timeout=10) as http,
+        httpx.AsyncClient(base_url=url, timeout=10, headers=WRITE) as http,
     ):
         assert (await http.put("/batches/e1", json={"rate": 0})).status_code == 201
         yield http

@@ -15,6 +15,7 @@ from contracts.messages import BatchStarted, Counts, JobProgressed, new_id, utcn
 from contracts.settings import Settings
 from gateway.app import create_app
 from tests.support.http import uvicorn_serve
+from tests.support.keys import WRITE
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.integration
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with (
         uvicorn_serve(create_app(settings)) as url,
-        httpx.AsyncClient(base_url=url, timeout=10) as http,
+        httpx.AsyncClient(base_url=url, timeout=10, headers=WRITE) as http,
     ):
         yield http
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from contracts import cli
 from contracts.settings import Settings
 from mover.follow import follow
+from tests.support.keys import WRITE_KEY
 from tests.support.mover_stack import MY_LIST, mover_world
 
 pytestmark = pytest.mark.integration
@@ -23,7 +24,7 @@ async def test_move_and_follow_to_the_end(
         target = await w.new_list()
         args = cli.parser().parse_args(
             ["move", "--source", MY_LIST, "--target", target, "--all", "--exclude", "1,2",
-             "--follow", "--url", str(w.client.base_url)]
+             "--follow", "--url", str(w.client.base_url), "--key", WRITE_KEY]
         )  # fmt: skip
         code = await args.run(args, settings)
         out = capsys.readouterr()
@@ -46,7 +47,7 @@ async def test_move_refused_says_why(
     async with mover_world(settings, pool) as w:
         args = cli.parser().parse_args(
             ["move", "--source", MY_LIST, "--target", MY_LIST, "--ids", "1",
-             "--url", str(w.client.base_url)]
+             "--url", str(w.client.base_url), "--key", WRITE_KEY]
         )  # fmt: skip
         assert await args.run(args, settings) == 1
     assert "the same list" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from gateway.app import create_app as create_gateway
 from mover import seed
 from mover.app import create_app as create_mover
 from tests.support.http import uvicorn_serve
+from tests.support.keys import WRITE
 from tests.support.waiting import wait_until
 
 MY_LIST, LIKED, IGNORE = str(seed.MY_LIST), str(seed.LIKED), str(seed.IGNORE)
@@ -86,6 +87,6 @@ async def _world(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[MoverW
     async with (
         aggregator,
         uvicorn_serve(create_gateway(settings)) as url,
-        httpx.AsyncClient(base_url=url, timeout=10) as client,
+        httpx.AsyncClient(base_url=url, timeout=10, headers=WRITE) as client,
     ):
         yield MoverWorld(client, pool, settings)

@@ -9,30 +9,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-from contracts.settings import Settings
+import msgspec
+
+from contracts.settings import ENV_NAMES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes `Settings.from_env()` give back `settings`."""
+    """The environment that makes `Settings.from_env()` give back `settings` (bar the
+    consumer name, which each process makes for itself)."""
     env = dict(os.environ)
-    env.update(
-        REDIS_URL=settings.redis_url,
-        DATABASE_URL=settings.database_url,
-        CONVEYOR_DB_SCHEMA=settings.db_schema,
-        CONVEYOR_STREAM_PREFIX=settings.stream_prefix,
-        CONVEYOR_CLAIM_IDLE_MS=str(settings.claim_idle_ms),
-        CONVEYOR_MAX_DELIVERIES=str(settings.max_deliveries),
-        CONVEYOR_SHUTDOWN_GRACE_S=str(settings.shutdown_grace_s),
-        CONVEYOR_POLL_MS=str(settings.poll_ms),
-        CONVEYOR_DB_POOL_MAX=str(settings.db_pool_max),
-        CONVEYOR_MAX_BATCHES=str(settings.max_batches),
-        CONVEYOR_LATE_GRACE_S=str(settings.late_grace_s),
-        CONVEYOR_MAX_POINTS_PER_REQUEST=str(settings.max_points_per_request),
-        CONVEYOR_BATCH_LEASE_MS=str(settings.batch_lease_ms),
-        PYTHONUNBUFFERED="1",
-    )
+    for name, value in msgspec.structs.asdict(settings).items():
+        if name != "consumer_name":
+            env[ENV_NAMES.get(name, f"CONVEYOR_{name.upper()}")] = str(value)
+    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 

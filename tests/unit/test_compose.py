@@ -179,3 +179,19 @@ def test_procfile_runs_the_four_services() -> None:
     assert set(entries) == set(APP_SERVICES)
     for name, command in entries.items():
         assert re.search(rf"-m {name}\b", command), command
+
+
+def test_secrets_are_declared_and_the_gateway_gets_its_keys_from_one(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    declared = _yaml(ROOT / "compose.yaml").get("secrets", {})
+    for name, spec in services.items():
+        for secret in spec.get("secrets", []):
+            assert secret in declared, f"{name} uses undeclared secret {secret}"
+    gateway = services["gateway"]
+    assert gateway["environment"]["CONVEYOR_API_KEYS_FILE"] == "/run/secrets/api_keys"
+    assert "api_keys" in gateway["secrets"]
+    scrape = _yaml(ROOT / "deploy/prometheus/prometheus.yml")["scrape_configs"]
+    gateway_job = next(j for j in scrape if "gateway:8000" in str(j["static_configs"]))
+    assert gateway_job["authorization"]["credentials_file"] == "/run/secrets/prometheus_key"
+    assert "prometheus_key" in services["prometheus"]["secrets"]
