@@ -22,7 +22,7 @@ from gateway import auth, batches, catalog, events, health, jobs, moves
 from gateway.auth import Door, FrontDoor
 from gateway.keys import Keys
 from gateway.metrics import MetricsController, RegistryPrometheusConfig, new_registry
-from gateway.problems import exception_handlers
+from gateway.problems import document_problems, exception_handlers
 from gateway.resources import dependencies, lifespan
 
 __all__ = ["create_app"]
@@ -49,7 +49,7 @@ def create_app(
     prometheus = RegistryPrometheusConfig(
         app_name="litestar", prefix="litestar", group_path=True, registry=registry
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             health.healthz,
             health.readyz,
@@ -73,3 +73,5 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Conveyor", version=_version(), path="/schema"),
     )
+    document_problems(app)
+    return app

@@ -17,8 +17,9 @@ from http import HTTPStatus
 from typing import Any
 
 import msgspec
-from litestar import Request, Response
+from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
 __all__ = [
@@ -148,3 +149,22 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
 def exception_handlers() -> ExceptionHandlersMap:
     """The app-level handlers (app level so that routing 404/405 reach them too)."""
     return {HTTPException: _http_exception, Exception: _internal_error}
+
+
+DOCUMENTED_PROBLEMS = (400, 401, 403, 404, 409, 413, 422, 429, 503)
+
+
+def document_problems(app: Litestar) -> None:
+    """Say in the OpenAPI document that every route's errors are problem+json."""
+    specs = {
+        code: ResponseSpec(
+            data_container=ProblemDetails,
+            media_type=PROBLEM_JSON,
+            description=HTTPStatus(code).phrase,
+            generate_examples=False,
+        )
+        for code in DOCUMENTED_PROBLEMS
+    }
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            handler.responses = {**specs, **(handler.responses or {})}
