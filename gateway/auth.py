@@ -32,6 +32,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from contracts.settings import Settings
 from gateway.keys import READ, WRITE, ApiKey, Keys
@@ -111,8 +112,9 @@ class FrontDoor:
         try:
             key = await self._who(scope, redis)
             refusal = key if isinstance(key, tuple) else await self._refusal(scope, key, redis)
-        except (OSError, ConnectionError, TimeoutError) as exc:  # Redis away
-            refusal = (HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", f"Redis: {exc}", {})
+        except (OSError, RedisError) as exc:  # Redis away or out of connections
+            refusal = (HTTPStatus.SERVICE_UNAVAILABLE, "unavailable",
+                       f"Redis is unreachable: {exc}", {"Retry-After": "1"})  # fmt: skip
         if refusal is not None:
             await self._refuse(send, scope, *refusal)
             return

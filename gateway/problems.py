@@ -16,11 +16,13 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import msgspec
 from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
+from redis.exceptions import RedisError
 
 __all__ = [
     "PROBLEM_JSON",
@@ -146,9 +148,31 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
     )
 
 
+def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Redis or PostgreSQL could not be reached or answered with a connection error."""
+    log.warning("%s %s: a store is unavailable: %r", request.method, request.url.path, exc)
+    if isinstance(exc, RedisError):
+        detail = "Redis is unreachable"
+    elif isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.InterfaceError):
+        detail = "PostgreSQL is unreachable"
+    else:
+        detail = "a backing service is unreachable"
+    return problem(
+        HTTPStatus.SERVICE_UNAVAILABLE, detail=detail, instance=request.url.path,
+        headers={"Retry-After": "1"},
+    )  # fmt: skip
+
+
 def exception_handlers() -> ExceptionHandlersMap:
     """The app-level handlers (app level so that routing 404/405 reach them too)."""
-    return {HTTPException: _http_exception, Exception: _internal_error}
+    return {
+        HTTPException: _http_exception,
+        RedisError: _unavailable,
+        asyncpg.PostgresConnectionError: _unavailable,
+        asyncpg.InterfaceError: _unavailable,
+        OSError: _unavailable,
+        Exception: _internal_error,
+    }
 
 
 DOCUMENTED_PROBLEMS = (400, 401, 403, 404, 409, 413, 422, 429, 503)

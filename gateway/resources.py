@@ -37,7 +37,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
@@ -60,19 +60,26 @@ log = logging.getLogger(__name__)
 
 REDIS_CONNECT_TIMEOUT_S = 1.0
 REDIS_READ_TIMEOUT_S = 5.0
+REDIS_CONNECTIONS = 64
+REDIS_POOL_WAIT_S = 5.0
 POOL_CLOSE_TIMEOUT_S = 5.0
 
 
 def new_redis(settings: Settings) -> Redis:
     """A client that fails fast (then 503) when Redis is away; no I/O until first use."""
     retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=2)
-    return Redis.from_url(
+    # A blocking pool: a burst of requests waits (up to REDIS_POOL_WAIT_S) for one of
+    # REDIS_CONNECTIONS connections instead of failing with "Too many connections".
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
+        max_connections=REDIS_CONNECTIONS,
+        timeout=REDIS_POOL_WAIT_S,
         socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
         # A read waiting longer than this fails; a blocking XREAD must BLOCK for less.
         socket_timeout=REDIS_READ_TIMEOUT_S,
         retry=retry,
     )
+    return Redis(connection_pool=pool)
 
 
 async def new_pool(settings: Settings) -> asyncpg.Pool:
