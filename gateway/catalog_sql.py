@@ -38,18 +38,21 @@ async def create_collection(*, conn: Executor, name: str) -> asyncpg.Record:
     return row
 
 
-async def existing_collections(*, conn: Executor, ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    rows = await conn.fetch("SELECT id FROM collections WHERE id = ANY ($1::uuid[])", ids)
-    return {r["id"] for r in rows}
-
-
-async def unknown_companies(*, conn: Executor, ids: list[int]) -> list[int]:
-    rows = await conn.fetch(
-        """SELECT w.id FROM unnest($1::bigint[]) AS w(id)
-           WHERE NOT EXISTS (SELECT 1 FROM companies c WHERE c.id = w.id) ORDER BY w.id""",
-        ids,
-    )
-    return [r["id"] for r in rows]
+async def missing_for_move(
+    *, conn: Executor, collections: list[uuid.UUID], companies: list[int]
+) -> tuple[list[uuid.UUID], list[int]]:
+    """In one round trip: which of `collections` and of `companies` do not exist."""
+    row = await conn.fetchrow(
+        """SELECT
+             ARRAY(SELECT x FROM unnest($1::uuid[]) x
+                   WHERE NOT EXISTS (SELECT 1 FROM collections c WHERE c.id = x)) AS lists,
+             ARRAY(SELECT w FROM unnest($2::bigint[]) w
+                   WHERE NOT EXISTS (SELECT 1 FROM companies c WHERE c.id = w) ORDER BY w)
+               AS companies""",
+        collections, companies,
+    )  # fmt: skip
+    assert row is not None
+    return list(row["lists"]), list(row["companies"])
 
 
 async def members(

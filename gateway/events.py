@@ -24,6 +24,7 @@ from litestar.response import ServerSentEvent
 
 from contracts import streams
 from gateway.feeds import (
+    HEARTBEAT,
     TERMINAL,
     FeedEvent,
     Feeds,
@@ -82,9 +83,11 @@ async def _with_cursor(
     events: AsyncIterator[tuple[str, FeedEvent]], cursor: dict[str, str]
 ) -> AsyncIterator[FeedEvent]:
     async for topic, event in events:
-        if event.event in TERMINAL:
+        if event.event in TERMINAL or event.event == HEARTBEAT:
             yield event
-            return
+            if event.event in TERMINAL:
+                return
+            continue
         if event.id:
             cursor[topic] = event.id
         yield FeedEvent(encode_cursor(cursor), event.event, event.data)

@@ -16,8 +16,9 @@
 - **Bounded memory.** Each subscriber's queue holds `buffer` events; a client
   that falls behind is cut off with an `overflow` event carrying a `retry:`
   hint, and resumes with `Last-Event-ID` from the backlog.
-- **Heartbeats** (SSE comments) every `heartbeat_s` keep idle connections open
-  through proxies. **Shutdown** ends every subscriber at once.
+- **Heartbeats** (SSE comments), broadcast by the reader every `heartbeat_s`,
+  keep idle connections open through proxies. **Shutdown** ends every subscriber
+  at once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -53,6 +55,8 @@ class FeedEvent:
     data: bytes
 
 
+HEARTBEAT = "heartbeat"
+HEARTBEAT_S = 15.0
 _RESET = "reset"
 _OVERFLOW = "overflow"
 _CLOSED = "closed"
@@ -89,6 +93,7 @@ class StreamFeed:
     spec: StreamSpec
     buffer: int = 1000
     clients: Gauge | None = None
+    heartbeat_s: float = HEARTBEAT_S
     _subscribers: set[_Subscriber] = field(default_factory=set)
     _reader: asyncio.Task[None] | None = None
     _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -129,7 +134,7 @@ class StreamFeed:
                 if event.event in (_OVERFLOW, _CLOSED):
                     yield event
                     return
-                if last is None or _id(event.id) > _id(last):
+                if event.event == HEARTBEAT or last is None or _id(event.id) > _id(last):
                     yield event
         finally:
             self._subscribers.discard(sub)
@@ -158,7 +163,11 @@ class StreamFeed:
                 self._reader = asyncio.create_task(self._read(start), name=f"feed:{self.spec.name}")
 
     async def _read(self, last: str) -> None:
+        beat_at = time.monotonic() + self.heartbeat_s
         while not self._stopping:
+            if time.monotonic() >= beat_at:
+                beat_at = time.monotonic() + self.heartbeat_s
+                self._broadcast(FeedEvent("", HEARTBEAT, b""))
             try:
                 found = cast(
                     list[tuple[bytes, Entries]],
@@ -187,6 +196,12 @@ class StreamFeed:
                 sub.queue.put_nowait(event)
             except asyncio.QueueFull:
                 self._end(sub, _OVERFLOW)
+
+    def _broadcast(self, event: FeedEvent) -> None:
+        for sub in list(self._subscribers):
+            if not sub.ended:
+                with contextlib.suppress(asyncio.QueueFull):  # a full queue is busy anyway
+                    sub.queue.put_nowait(event)
 
     def _decode(self, entry_id: str, fields: dict[bytes, bytes]) -> tuple[Any, FeedEvent] | None:
         data = fields.get(DATA_FIELD, b"")
@@ -248,40 +263,23 @@ class Feeds:
             await feed.close()
 
 
-async def _messages(
-    events: AsyncIterator[FeedEvent], heartbeat_s: float
-) -> AsyncIterator[ServerSentEventMessage]:
-    iterator = aiter(events)
-    pending: asyncio.Task[FeedEvent] | None = None
-    try:
-        while True:
-            pending = pending or asyncio.ensure_future(anext(iterator))
-            done, _ = await asyncio.wait({pending}, timeout=heartbeat_s)
-            if not done:
-                yield ServerSentEventMessage(comment="heartbeat")
-                continue
-            try:
-                event = pending.result()
-            except StopAsyncIteration:
-                return
-            pending = None
-            if event.event in (_OVERFLOW, _CLOSED):
-                yield ServerSentEventMessage(event=event.event, data="{}", retry=RETRY_MS)
-                return
+async def _messages(events: AsyncIterator[FeedEvent]) -> AsyncIterator[ServerSentEventMessage]:
+    async for event in events:
+        if event.event == HEARTBEAT:
+            yield ServerSentEventMessage(comment="heartbeat")
+        elif event.event in (_OVERFLOW, _CLOSED):
+            yield ServerSentEventMessage(event=event.event, data="{}", retry=RETRY_MS)
+            return
+        else:
             yield ServerSentEventMessage(
                 id=event.id or None, event=event.event, data=event.data.decode()
             )
-    finally:
-        if pending is not None:
-            pending.cancel()
-        with contextlib.suppress(Exception):
-            await iterator.aclose()  # type: ignore[attr-defined]
 
 
-def sse(events: AsyncIterator[FeedEvent], *, heartbeat_s: float = 15.0) -> ServerSentEvent:
-    """The SSE response for a feed subscription, with heartbeats."""
+def sse(events: AsyncIterator[FeedEvent]) -> ServerSentEvent:
+    """The SSE response for a feed subscription (heartbeats come from the feed)."""
     return ServerSentEvent(
-        _messages(events, heartbeat_s),
+        _messages(events),
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
@@ -294,6 +292,13 @@ async def merge(
 ) -> AsyncIterator[tuple[str, FeedEvent]]:
     """Several subscriptions as one, in arrival order, each event tagged with its feed's
     name; ends after the first `overflow` or `closed` (which it yields), or when one ends."""
+    if len(feeds) == 1:  # nothing to merge: no task, no queue hop
+        ((only, feed),) = feeds.items()
+        async for single in feed:
+            yield only, single
+            if single.event in TERMINAL:
+                return
+        return
     queue: asyncio.Queue[tuple[str, FeedEvent | None]] = asyncio.Queue(maxsize=1)
 
     async def pump(name: str, feed: AsyncIterator[FeedEvent]) -> None:

@@ -35,15 +35,21 @@ async def insert_queued(
     target: uuid.UUID,
     params: dict[str, object],
     feed_from: str,
-) -> None:
-    await conn.execute(
-        """INSERT INTO jobs (id, kind, status, priority, max_attempts, not_before, source,
-               target, params, feed_from)
-           VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9)
-           ON CONFLICT (id) DO NOTHING""",
+) -> asyncpg.Record:
+    """Write the job's queued row unless it exists; the row either way, in one round trip."""
+    row = await conn.fetchrow(
+        f"""WITH new AS (
+                INSERT INTO jobs (id, kind, status, priority, max_attempts, not_before, source,
+                    target, params, feed_from)
+                VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9)
+                ON CONFLICT (id) DO NOTHING RETURNING {COLUMNS})
+            SELECT * FROM new
+            UNION ALL SELECT {COLUMNS} FROM jobs WHERE id = $1 AND NOT EXISTS (SELECT FROM new)""",
         job_id, kind, priority, max_attempts, not_before, source, target,
         msgspec.json.encode(params).decode(), feed_from,
     )  # fmt: skip
+    assert row is not None
+    return row
 
 
 async def job(*, conn: Executor, job_id: str) -> asyncpg.Record | None:

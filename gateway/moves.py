@@ -58,30 +58,33 @@ IdempotencyKey = Annotated[
 async def _validate(pool: asyncpg.Pool, data: MoveRequest, settings: Settings) -> Selection:
     if data.source == data.target:
         raise ProblemError(HTTPStatus.UNPROCESSABLE_ENTITY, "source and target are the same list")
-    found = await catalog_sql.existing_collections(conn=pool, ids=[data.source, data.target])
-    missing = [str(c) for c in (data.source, data.target) if c not in found]
-    if missing:
-        raise ProblemError(
-            HTTPStatus.UNPROCESSABLE_ENTITY, f"collections do not exist: {', '.join(missing)}",
-            missing=missing,
-        )  # fmt: skip
     ids = data.selection if isinstance(data.selection, list) else data.selection.exclude
     if len(ids) > settings.max_ids_per_request:
         raise ProblemError(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
             f"{len(ids)} company ids; at most {settings.max_ids_per_request} per request",
         )
-    if isinstance(data.selection, AllOf):
-        return Selection(all=True, exclude=sorted(set(ids)))
-    if not ids:
+    listed = isinstance(data.selection, list)
+    if listed and not ids:
         raise ProblemError(HTTPStatus.UNPROCESSABLE_ENTITY, "the selection lists no company ids")
-    unknown = await catalog_sql.unknown_companies(conn=pool, ids=sorted(set(ids)))
+    missing, unknown = await catalog_sql.missing_for_move(
+        conn=pool, collections=[data.source, data.target],
+        companies=sorted(set(ids)) if listed else [],
+    )  # fmt: skip
+    if missing:
+        names = [str(c) for c in missing]
+        raise ProblemError(
+            HTTPStatus.UNPROCESSABLE_ENTITY, f"collections do not exist: {', '.join(names)}",
+            missing=names,
+        )  # fmt: skip
     if unknown:
         raise ProblemError(
             HTTPStatus.UNPROCESSABLE_ENTITY, f"{len(unknown)} company ids do not exist",
             unknown=unknown[:50],
         )  # fmt: skip
-    return Selection(ids=sorted(set(ids)))
+    if listed:
+        return Selection(ids=sorted(set(ids)))
+    return Selection(all=True, exclude=sorted(set(ids)))
 
 
 @post("/moves", summary="Copy or move companies to another collection (a job)", tags=["jobs"])
@@ -111,13 +114,11 @@ async def create_move(
         [(streams.MOVER_COMMANDS.prefixed(prefix).name, command),
          (streams.JOBS_EVENTS.prefixed(prefix).name, queued)],
     )  # fmt: skip
-    await jobs_sql.insert_queued(
+    row = await jobs_sql.insert_queued(
         conn=pool, job_id=job_id, kind=data.mode, priority=data.priority,
         max_attempts=data.max_attempts, not_before=data.not_before, source=data.source,
         target=data.target, params=params, feed_from=entry_ids[1],
     )  # fmt: skip
-    row = await jobs_sql.job(conn=pool, job_id=job_id)
-    assert row is not None
     headers = {"Location": f"/jobs/{job_id}"}
     if not appended:
         headers["Idempotent-Replayed"] = "true"

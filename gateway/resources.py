@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 REDIS_CONNECT_TIMEOUT_S = 1.0
 REDIS_READ_TIMEOUT_S = 5.0
 REDIS_CONNECTIONS = 64
+GATEWAY_POOL_MAX = 20  # PostgreSQL connections at least: every route reads or writes
 REDIS_POOL_WAIT_S = 5.0
 POOL_CLOSE_TIMEOUT_S = 5.0
 
@@ -84,7 +85,8 @@ def new_redis(settings: Settings) -> Redis:
 
 async def new_pool(settings: Settings) -> asyncpg.Pool:
     """The shared pool factory in lazy mode (see the module docstring); no I/O."""
-    return await create_pool(msgspec.structs.replace(settings, db_pool_min=0))
+    size = max(settings.db_pool_max, GATEWAY_POOL_MAX)
+    return await create_pool(msgspec.structs.replace(settings, db_pool_min=0, db_pool_max=size))
 
 
 def lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:

@@ -26,7 +26,7 @@ import httpx_sse
 
 from contracts.settings import Settings
 from mover import seed
-from tests.perf.stack import fresh_schema, percentile, services, wait_ready
+from tests.perf.stack import AUTH, fresh_schema, percentile, services, wait_ready
 
 RUNS = 3
 SLOW_ROWS = 10_000
@@ -46,7 +46,9 @@ async def run(base: Settings) -> dict[str, object]:
             counts = {"gateway": 1, "aggregator": 1, "mover": MOVERS}
             with services(settings, counts, **env) as bench:
                 await wait_ready(bench.gateway)
-                async with httpx.AsyncClient(base_url=bench.gateway, timeout=30) as client:
+                async with httpx.AsyncClient(
+                    base_url=bench.gateway, timeout=30, headers=AUTH
+                ) as client:
                     fast = await _unthrottled(conn, client)
                     slow = await _throttled(conn, client)
         finally:

@@ -33,7 +33,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from contracts.settings import Settings
-from tests.perf.stack import fresh_schema, percentile, services, wait_ready
+from tests.perf.stack import AUTH, fresh_schema, percentile, services, wait_ready
 
 BATCHES = 10
 TOTAL = 600_000
@@ -60,7 +60,7 @@ async def run(base: Settings) -> dict[str, object]:
             limits = httpx.Limits(max_connections=CONCURRENCY * 2)
             try:
                 async with httpx.AsyncClient(
-                    base_url=bench.gateway, timeout=60, limits=limits
+                    base_url=bench.gateway, timeout=60, limits=limits, headers=AUTH
                 ) as client:
                     for b in range(BATCHES):
                         started = await client.put(f"/batches/bench{b}", json={"rate": 0})

@@ -21,6 +21,8 @@ from contracts import migrations
 from contracts.settings import Settings
 from tests.support.processes import kill, start_module
 
+BENCH_KEY = "bench-secret-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {BENCH_KEY}"}
 PORTS = {"gateway": "GATEWAY_PORT", "mover": "MOVER_PORT", "aggregator": "AGGREGATOR_PORT",
          "ingest": "INGEST_PORT"}  # fmt: skip
 
@@ -47,7 +49,10 @@ async def fresh_schema(base: Settings) -> AsyncIterator[Settings]:
     await conn.execute(f'CREATE SCHEMA "{name}"')
     await conn.execute(f'SET search_path TO "{name}"')
     await migrations.apply(conn)
-    settings = msgspec.structs.replace(base, db_schema=name, stream_prefix=f"{name}.")
+    settings = msgspec.structs.replace(
+        base, db_schema=name, stream_prefix=f"{name}.", api_keys=f"bench:{BENCH_KEY}:read+write",
+        rate_limit_per_s=1e6, rate_limit_burst=10**6, sse_connections_per_key=100_000,
+    )  # fmt: skip
     try:
         yield settings
     finally:
