@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
@@ -263,17 +264,36 @@ class Feeds:
             await feed.close()
 
 
+class _Encoded(ServerSentEventMessage):
+    """A message encoded already (Litestar sends what `encode` returns)."""
+
+    def __init__(self, raw: bytes) -> None:
+        super().__init__()
+        self.raw = raw
+
+    def encode(self) -> bytes:
+        return self.raw
+
+
+@functools.lru_cache(maxsize=4096)
+def _encoded(event_id: str, event: str, data: bytes) -> _Encoded:
+    """One event's bytes, made once and shared by every client that gets the same event."""
+    message = ServerSentEventMessage(id=event_id or None, event=event, data=data.decode())
+    return _Encoded(message.encode())
+
+
+_HEARTBEAT_MESSAGE = _Encoded(ServerSentEventMessage(comment="heartbeat").encode())
+
+
 async def _messages(events: AsyncIterator[FeedEvent]) -> AsyncIterator[ServerSentEventMessage]:
     async for event in events:
         if event.event == HEARTBEAT:
-            yield ServerSentEventMessage(comment="heartbeat")
+            yield _HEARTBEAT_MESSAGE
         elif event.event in (_OVERFLOW, _CLOSED):
             yield ServerSentEventMessage(event=event.event, data="{}", retry=RETRY_MS)
             return
         else:
-            yield ServerSentEventMessage(
-                id=event.id or None, event=event.event, data=event.data.decode()
-            )
+            yield _encoded(event.id, event.event, event.data)
 
 
 def sse(events: AsyncIterator[FeedEvent]) -> ServerSentEvent:

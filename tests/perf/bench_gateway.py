@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -42,7 +43,7 @@ from tests.perf.stack import (
 )
 from tests.support.processes import kill, settings_env
 
-CLIENTS = 5_000
+CLIENTS = int(os.environ.get("BENCH_SSE_CLIENTS", "5000"))
 SAMPLE = 10  # one client in SAMPLE times its deliveries
 RATE = 2.0
 SECONDS = 15.0
