@@ -36,7 +36,8 @@ async def insert_queued(
     params: dict[str, object],
     feed_from: str,
 ) -> asyncpg.Record:
-    """Write the job's queued row unless it exists; the row either way, in one round trip."""
+    """Write the job's queued row unless it exists; the row either way (one round trip,
+    two when the aggregator's projection wrote it meanwhile)."""
     row = await conn.fetchrow(
         f"""WITH new AS (
                 INSERT INTO jobs (id, kind, status, priority, max_attempts, not_before, source,
@@ -48,6 +49,10 @@ async def insert_queued(
         job_id, kind, priority, max_attempts, not_before, source, target,
         msgspec.json.encode(params).decode(), feed_from,
     )  # fmt: skip
+    if row is None:
+        # The aggregator projected the job's JobQueued in between: the insert met its
+        # row, which this statement's snapshot does not show. A new statement does.
+        row = await job(conn=conn, job_id=job_id)
     assert row is not None
     return row
 

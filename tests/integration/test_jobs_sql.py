@@ -1,0 +1,51 @@
+"""The queued row of a job, when the aggregator's projection writes it at the same moment."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+
+from gateway import jobs_sql
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+async def test_insert_queued_returns_the_row_another_transaction_committed_meanwhile(
+    pool: asyncpg.Pool,
+) -> None:
+    source, target = uuid.uuid4(), uuid.uuid4()
+    async with pool.acquire() as other:
+        tx = other.transaction()
+        await tx.start()
+        await other.execute(
+            """INSERT INTO jobs (id, kind, status, priority, max_attempts, source, target)
+               VALUES ('j-race', 'copy', 'queued', 3, 3, $1, $2)""",
+            source,
+            target,
+        )
+        # The gateway's insert waits for the uncommitted row; its snapshot predates it.
+        gateway = asyncio.create_task(
+            jobs_sql.insert_queued(
+                conn=pool,
+                job_id="j-race",
+                kind="copy",
+                priority=3,
+                max_attempts=3,
+                not_before=None,
+                source=source,
+                target=target,
+                params={},
+                feed_from="1-0",
+            )  # fmt: skip
+        )
+        await asyncio.sleep(0.2)  # let the gateway's statement start and block on the row
+        assert not gateway.done()
+        await tx.commit()
+        row = await asyncio.wait_for(gateway, timeout=10)
+
+    assert row["id"] == "j-race"
+    assert row["status"] == "queued"
