@@ -28,22 +28,20 @@ async def test_insert_queued_returns_the_row_another_transaction_committed_meanw
             target,
         )
         # The gateway's insert waits for the uncommitted row; its snapshot predates it.
-        gateway = asyncio.create_task(
-            jobs_sql.insert_queued(
-                conn=pool,
-                job_id="j-race",
-                kind="copy",
-                priority=3,
-                max_attempts=3,
-                not_before=None,
-                source=source,
-                target=target,
-                params={},
-                feed_from="1-0",
-            )  # fmt: skip
-        )
-        await asyncio.sleep(0.2)  # let the gateway's statement start and block on the row
-        assert not gateway.done()
+        insert = jobs_sql.insert_queued(
+            conn=pool, job_id="j-race", kind="copy", priority=3, max_attempts=3,
+            not_before=None, source=source, target=target, params={}, feed_from="1-0",
+        )  # fmt: skip
+        gateway = asyncio.create_task(insert)
+
+        async def blocked() -> bool:
+            waiting = await other.fetchval(
+                """SELECT count(*) FROM pg_stat_activity
+                   WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO jobs%'"""
+            )
+            return bool(waiting)
+
+        await wait_until(blocked, what="the gateway's insert waiting on the row")
         await tx.commit()
         row = await asyncio.wait_for(gateway, timeout=10)
 
