@@ -10,8 +10,8 @@ backoff while PostgreSQL is down), the consumer groups, then the broker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,11 +24,17 @@ from prometheus_client import make_asgi_app
 
 from contracts.db import create_pool
 from contracts.delivery import Delivery, DeliveryMetrics
+from contracts.delivery.idempotency import forget_applied_before
 from contracts.delivery.maintenance import observe, trim
 from contracts.settings import Settings
+from contracts.tasks import cancel_and_wait
 
 log = logging.getLogger("conveyor.service")
 UPKEEP_INTERVAL_S = 15.0
+# Idempotency records outlive every stream's retention and the dead letters (7 days),
+# so a replayed dead letter still finds the record of what was applied.
+APPLIED_KEPT_DAYS = 8
+FORGET_INTERVAL_S = 3600.0
 
 
 @dataclass
@@ -72,10 +78,7 @@ class Service:
 
     async def close(self) -> None:
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         if self._pool is not None:
             await self._pool.close()
         await self.redis.aclose()
@@ -83,11 +86,15 @@ class Service:
     async def _keep_up(self) -> None:
         pairs = [(s.stream, s.group) for s in self.delivery.subscriptions]
         specs = {s.stream: s.spec for s in self.delivery.subscriptions}
+        forget_at = time.monotonic()
         while True:
             try:
                 await observe(self.redis, pairs, self.metrics)
                 for spec in specs.values():
                     await trim(self.redis, spec)
+                if specs and time.monotonic() >= forget_at:
+                    forget_at = time.monotonic() + FORGET_INTERVAL_S
+                    await forget_applied_before(self.pool(), days=APPLIED_KEPT_DAYS)
             except Exception as exc:
                 log.warning("%s: stream upkeep failed: %s", self.name, exc)
             await asyncio.sleep(UPKEEP_INTERVAL_S)

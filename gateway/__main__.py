@@ -2,22 +2,43 @@
 
 Settings come from the environment (`contracts.settings.Settings.from_env`); the
 address from `GATEWAY_HOST` (default 127.0.0.1) and `GATEWAY_PORT` (default 8000).
-On SIGTERM uvicorn stops accepting, gives open requests (SSE streams included)
-`CONVEYOR_SHUTDOWN_GRACE_S` seconds, then the lifespan closes Redis and the pool.
+On SIGTERM the live feeds end every open SSE stream at once (a `closed` event with a
+`retry:` hint; clients resume elsewhere with Last-Event-ID), uvicorn stops accepting
+and gives open requests `CONVEYOR_SHUTDOWN_GRACE_S` seconds, then the lifespan closes
+Redis and the pool. (Uvicorn waits for open connections before the lifespan's
+shutdown, so streams are ended from the signal, not from there.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
+from types import FrameType
 
 import uvicorn
+from litestar import Litestar
 
 from contracts.settings import Settings
 from gateway.app import create_app
 
 log = logging.getLogger("gateway")
+
+
+class Server(uvicorn.Server):
+    """Uvicorn, ending the app's SSE streams as soon as it is told to stop."""
+
+    def __init__(self, config: uvicorn.Config, app: Litestar) -> None:
+        super().__init__(config)
+        self.app = app
+        self.closing: asyncio.Task[None] | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        feeds = getattr(self.app.state, "feeds", None)
+        if feeds is not None and self.closing is None:
+            self.closing = asyncio.get_running_loop().create_task(feeds.close())
+        super().handle_exit(sig, frame)
 
 
 def main() -> None:
@@ -28,7 +49,7 @@ def main() -> None:
     base = f"http://{host}:{port}"
     log.info("settings: %s", settings.redacted())
     log.info("API %s/  OpenAPI %s/schema  metrics %s/metrics", base, base, base)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -37,6 +58,7 @@ def main() -> None:
         server_header=False,
         log_config=None,
     )
+    Server(config, app).run()
 
 
 if __name__ == "__main__":

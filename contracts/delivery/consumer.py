@@ -53,6 +53,7 @@ from contracts.delivery.metrics import DeliveryMetrics
 from contracts.messages import Message
 from contracts.settings import Settings
 from contracts.streams import StreamSpec
+from contracts.tasks import cancel_and_wait
 
 log = logging.getLogger("conveyor.delivery")
 
@@ -253,9 +254,7 @@ class Delivery:
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
 
 def _text(value: bytes | str) -> str:

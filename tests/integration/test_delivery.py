@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from contracts import codec
 from contracts.delivery import list_dead, replay
+from contracts.delivery.idempotency import forget_applied_before
 from contracts.messages import new_id
 from contracts.service import Service
 from contracts.settings import Settings
@@ -177,3 +178,14 @@ async def _len_at_least(value: Any, n: int) -> Any:
 
 async def outcome_async(service: Service, name: str) -> float:
     return outcome(service, name)
+
+
+async def test_old_idempotency_records_are_forgotten_recent_ones_kept(pool: asyncpg.Pool) -> None:
+    await pool.execute(
+        """INSERT INTO applied_messages (consumer_group, message_id, stream, entry_id, applied_at)
+           VALUES ('g', 'old', 's', '1-0', now() - interval '9 days'),
+                  ('g', 'recent', 's', '2-0', now() - interval '7 days')"""
+    )
+    assert await forget_applied_before(pool, days=8) == 1
+    left = await pool.fetch("SELECT message_id FROM applied_messages WHERE consumer_group = 'g'")
+    assert [r["message_id"] for r in left] == ["recent"]
