@@ -35,7 +35,7 @@ async def test_insert_queued_returns_the_row_another_transaction_committed_meanw
         gateway = asyncio.create_task(insert)
 
         async def blocked() -> bool:
-            waiting = await other.fetchval(
+            waiting = await pool.fetchval(  # not `other`: in a transaction it sees one snapshot
                 """SELECT count(*) FROM pg_stat_activity
                    WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO jobs%'"""
             )
