@@ -26,3 +26,10 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
 DbConnection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 # What read-only queries accept: a connection, or the pool (which lends one per query).
 Executor = DbConnection | asyncpg.Pool
+
+
+async def connect(settings: Settings) -> asyncpg.Connection:
+    """One connection in the settings' schema (commands and scripts; services use the pool)."""
+    return await asyncpg.connect(
+        settings.database_url, server_settings={"search_path": settings.db_schema}, timeout=5
+    )

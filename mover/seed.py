@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import uuid
 
-import asyncpg
-
-from contracts.db import DbConnection
+from contracts.db import DbConnection, connect
 from contracts.settings import Settings
 
 MY_LIST = uuid.UUID("00000000-0000-4000-8000-000000000001")
@@ -76,14 +74,8 @@ async def slow_db(conn: DbConnection, *, on: bool, delay_ms: int = 100) -> None:
     )
 
 
-async def _connect(settings: Settings) -> asyncpg.Connection:
-    return await asyncpg.connect(
-        settings.database_url, server_settings={"search_path": settings.db_schema}
-    )
-
-
 async def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
-    conn = await _connect(settings)
+    conn = await connect(settings)
     try:
         counts = await seed(
             conn, companies=args.companies, my_list=args.my_list, liked=args.liked,
@@ -102,7 +94,7 @@ async def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_slowdb(args: argparse.Namespace, settings: Settings) -> int:
-    conn = await _connect(settings)
+    conn = await connect(settings)
     try:
         await slow_db(conn, on=args.state == "on", delay_ms=args.delay_ms)
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,16 +11,10 @@ import httpx
 import pytest
 
 from contracts.settings import Settings
-from tests.support.processes import kill, start_module
+from tests.support.processes import free_port, kill, start_module
 from tests.support.waiting import wait_until
 
 SERVICES = ("gateway", "ingest", "mover", "aggregator")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

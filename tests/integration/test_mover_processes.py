@@ -12,9 +12,8 @@ import httpx
 import pytest
 
 from contracts.settings import Settings
-from tests.e2e.conftest import free_port
 from tests.support.mover_stack import MY_LIST, MoverWorld, mover_world
-from tests.support.processes import kill, start_module
+from tests.support.processes import free_port, kill, start_module
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration

@@ -24,6 +24,7 @@ import asyncpg
 import httpx
 import httpx_sse
 
+from contracts.db import connect
 from contracts.settings import Settings
 from mover import seed
 from tests.perf.stack import AUTH, fresh_schema, percentile, services, wait_ready
@@ -37,9 +38,7 @@ MOVER_WORKERS = 24
 
 async def run(base: Settings) -> dict[str, object]:
     async with fresh_schema(base) as settings:
-        conn = await asyncpg.connect(
-            settings.database_url, server_settings={"search_path": settings.db_schema}
-        )
+        conn = await connect(settings)
         try:
             await seed.seed(conn, companies=100_000, my_list=50_000, liked=10, ignore=50)
             env = {"CONVEYOR_MOVER_CONCURRENCY": str(MOVER_WORKERS)}

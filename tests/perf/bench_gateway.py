@@ -24,11 +24,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import redis.asyncio as aioredis
 
 from contracts import codec, streams
+from contracts.db import connect
 from contracts.messages import Counts, JobProgressed, new_id
 from contracts.settings import Settings
 from mover import seed
@@ -53,9 +53,7 @@ INTAKE_S = 10.0
 
 async def run(base: Settings) -> dict[str, object]:
     async with fresh_schema(base) as settings:
-        conn = await asyncpg.connect(
-            settings.database_url, server_settings={"search_path": settings.db_schema}
-        )
+        conn = await connect(settings)
         await seed.seed(conn, companies=1000, my_list=500, liked=10, ignore=50)
         await conn.close()
         with services(settings, {"gateway": 1}) as bench:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -19,18 +18,12 @@ import redis.asyncio as aioredis
 
 from contracts import migrations
 from contracts.settings import Settings
-from tests.support.processes import kill, start_module
+from tests.support.processes import free_port, kill, start_module
 
 BENCH_KEY = "bench-secret-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {BENCH_KEY}"}
 PORTS = {"gateway": "GATEWAY_PORT", "mover": "MOVER_PORT", "aggregator": "AGGREGATOR_PORT",
          "ingest": "INGEST_PORT"}  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

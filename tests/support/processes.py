@@ -27,6 +27,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def consumer_name(proc: subprocess.Popen[bytes]) -> str:
     return f"{socket.gethostname()}-{proc.pid}"
 
