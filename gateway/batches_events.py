@@ -38,7 +38,8 @@ from contracts.batches import BatchRegistry
 from contracts.messages import MinuteClosed, PointsRecorded
 from contracts.tasks import cancel_and_wait
 from gateway.batches_reads import one_batch
-from gateway.feeds import FeedEvent, Feeds, sse
+from gateway.feeds import FeedEvent, Feeds
+from gateway.sse import sse
 
 __all__ = ["batch_events"]
 

@@ -23,17 +23,9 @@ from litestar.params import QueryParameter
 from litestar.response import ServerSentEvent
 
 from contracts import streams
-from gateway.feeds import (
-    HEARTBEAT,
-    TERMINAL,
-    FeedEvent,
-    Feeds,
-    decode_cursor,
-    encode_cursor,
-    merge,
-    sse,
-)
+from gateway.feeds import HEARTBEAT, TERMINAL, FeedEvent, Feeds
 from gateway.problems import ProblemError
+from gateway.sse import decode_cursor, encode_cursor, merge, sse
 
 TOPICS = {"jobs": streams.JOBS_EVENTS, "batches": streams.BATCHES_EVENTS}
 Id = Annotated[str | None, QueryParameter(max_length=64)]

@@ -1,8 +1,8 @@
 """Live feeds: one XREAD reader per stream per gateway process, fanned out to SSE clients.
 
     feed = feeds_of(app.state).get(streams.JOBS_EVENTS)
-    events = feed.subscribe(match=lambda m: m.job_id == job_id, after=last_event_id)
-    return sse(events)
+    events = await feed.subscribe(match=lambda m: m.job_id == job_id, after=last_event_id)
+    return sse(events)  # gateway/sse.py: how events are rendered for the client
 
 - **One reader.** `StreamFeed` reads its stream with `XREAD BLOCK` from one task,
   started with the first subscriber; adding clients adds no Redis reads.
@@ -25,21 +25,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import msgspec
-from litestar.response import ServerSentEvent, ServerSentEventMessage
 from prometheus_client import CollectorRegistry, Gauge
 from redis.asyncio import Redis
 
 from contracts.codec import DATA_FIELD
 from contracts.streams import StreamSpec
-from contracts.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +58,7 @@ HEARTBEAT_S = 15.0
 _RESET = "reset"
 _OVERFLOW = "overflow"
 _CLOSED = "closed"
+TERMINAL = (_OVERFLOW, _CLOSED)  # the last event a subscription yields
 
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
@@ -262,104 +260,3 @@ class Feeds:
     async def close(self) -> None:
         for feed in self._feeds.values():
             await feed.close()
-
-
-class _Encoded(ServerSentEventMessage):
-    """A message encoded already (Litestar sends what `encode` returns)."""
-
-    def __init__(self, raw: bytes) -> None:
-        super().__init__()
-        self.raw = raw
-
-    def encode(self) -> bytes:
-        return self.raw
-
-
-@functools.lru_cache(maxsize=4096)
-def _encoded(event_id: str, event: str, data: bytes) -> _Encoded:
-    """One event's bytes, made once and shared by every client that gets the same event."""
-    message = ServerSentEventMessage(id=event_id or None, event=event, data=data.decode())
-    return _Encoded(message.encode())
-
-
-_HEARTBEAT_MESSAGE = _Encoded(ServerSentEventMessage(comment="heartbeat").encode())
-
-
-async def _messages(events: AsyncIterator[FeedEvent]) -> AsyncIterator[ServerSentEventMessage]:
-    async for event in events:
-        if event.event == HEARTBEAT:
-            yield _HEARTBEAT_MESSAGE
-        elif event.event in (_OVERFLOW, _CLOSED):
-            yield ServerSentEventMessage(event=event.event, data="{}", retry=RETRY_MS)
-            return
-        else:
-            yield _encoded(event.id, event.event, event.data)
-
-
-def sse(events: AsyncIterator[FeedEvent]) -> ServerSentEvent:
-    """The SSE response for a feed subscription (heartbeats come from the feed)."""
-    return ServerSentEvent(
-        _messages(events),
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
-TERMINAL = (_OVERFLOW, _CLOSED)
-
-
-async def merge(
-    feeds: Mapping[str, AsyncIterator[FeedEvent]],
-) -> AsyncIterator[tuple[str, FeedEvent]]:
-    """Several subscriptions as one, in arrival order, each event tagged with its feed's
-    name; ends after the first `overflow` or `closed` (which it yields), or when one ends."""
-    if len(feeds) == 1:  # nothing to merge: no task, no queue hop
-        ((only, feed),) = feeds.items()
-        async for single in feed:
-            yield only, single
-            if single.event in TERMINAL:
-                return
-        return
-    queue: asyncio.Queue[tuple[str, FeedEvent | None]] = asyncio.Queue(maxsize=1)
-
-    async def pump(name: str, feed: AsyncIterator[FeedEvent]) -> None:
-        async for event in feed:
-            await queue.put((name, event))
-        await queue.put((name, None))
-
-    pumps = [asyncio.create_task(pump(name, feed)) for name, feed in feeds.items()]
-    try:
-        while True:
-            name, event = await queue.get()
-            if event is None:
-                return
-            yield name, event
-            if event.event in TERMINAL:
-                return
-    finally:
-        for task in pumps:
-            await cancel_and_wait(task)
-        for feed in feeds.values():
-            with contextlib.suppress(Exception):
-                await feed.aclose()  # type: ignore[attr-defined]
-
-
-def encode_cursor(positions: dict[str, str]) -> str:
-    """One SSE id for several streams: `topic:entry-id,topic:entry-id`."""
-    return ",".join(f"{topic}:{entry}" for topic, entry in sorted(positions.items()))
-
-
-def decode_cursor(text: str | None, topics: list[str]) -> dict[str, str] | None:
-    """The positions in a cursor for every one of `topics`, or None if it has not them all."""
-    if not text:
-        return None
-    found = dict(part.split(":", 1) for part in text.split(",") if ":" in part)
-    if not all(topic in found for topic in topics):
-        return None
-    if not all(_valid_id(found[topic]) for topic in topics):
-        return None
-    return {topic: found[topic] for topic in topics}
-
-
-def _valid_id(entry_id: str) -> bool:
-    ms, _, seq = entry_id.partition("-")
-    return ms.isdigit() and (seq == "" or seq.isdigit())

@@ -29,9 +29,10 @@ from contracts import codec, streams
 from contracts.messages import CancelJob, Message, RetryJob, new_id
 from contracts.settings import Settings
 from gateway import jobs_sql as sql
-from gateway.feeds import FeedEvent, Feeds, sse
+from gateway.feeds import FeedEvent, Feeds
 from gateway.paging import Limit, Offset, Page
 from gateway.problems import ProblemError
+from gateway.sse import sse
 
 Status = Literal["queued", "running", "completed", "failed", "cancelled"]
 Sort = Literal["created_at", "-created_at", "priority", "-priority", "status"]
