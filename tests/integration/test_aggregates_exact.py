@@ -109,9 +109,11 @@ async def test_sigkill_mid_stream_and_duplicates_leave_exact_aggregates(
     on_time = REQUESTS * PER_REQUEST * (LATE_EVERY - 1) // LATE_EVERY
 
     async def part_done() -> bool:
-        return 0 < await aggregated(pool) < on_time // 2
+        # Started and not finished: a narrower window (say, under half) can be jumped
+        # over between two polls when one transaction applies many points.
+        return 0 < await aggregated(pool) < on_time
 
-    await wait_until(part_done, timeout=30, interval=0.01, what="the aggregator mid-stream")
+    await wait_until(part_done, timeout=30, interval=0.005, what="the aggregator mid-stream")
     assert kill(first, signal.SIGKILL) == -signal.SIGKILL
     points = streams.POINTS.prefixed(settings.stream_prefix).name
     held = await redis.xpending_range(points, streams.AGGREGATOR, min="-", max="+", count=100)
