@@ -20,6 +20,15 @@ Every entry then goes through `_handle`:
    (they carry ids derived from the incoming one, so they dedupe downstream);
 5. only then is the entry acknowledged (`XACK`).
 
+A subscription may add `on_dead_letter(message, reason)`: it is awaited after an
+entry of that subscription is safely in the dead-letter stream (and acknowledged),
+with the decoded message (None when the body could not be decoded) and the reason
+recorded beside it. It is how a service says what a dead letter means for the
+thing it belonged to (a job fails, a batch stops). It runs outside the delivery
+transaction, at most once per dead letter (a crash between the dead-lettering and
+the hook loses the call), so it should be idempotent and cheap; what it raises is
+logged, never raised into the consumer.
+
 A handler that raises leaves its entry pending: it is claimed again after
 `claim_idle_ms` (that idle time is the retry backoff) until it succeeds or runs
 out of deliveries. While a handler runs, a lease keeps its entry's idle time
@@ -60,6 +69,8 @@ log = logging.getLogger("conveyor.delivery")
 M = TypeVar("M", bound=Message)
 Handler = Callable[[M, DbConnection], Awaitable[None]]
 AfterCommit = Callable[[M], Awaitable[None]]
+# on_dead_letter(message or None if undecodable, reason): see the module docstring.
+OnDeadLetter = Callable[[Message | None, str], Awaitable[None]]
 _ERROR_TTL_S = 7 * 24 * 3600
 
 
@@ -70,6 +81,7 @@ class Subscription(Generic[M]):
     handler: Handler[M]
     after_commit: AfterCommit[M] | None
     decoder: msgspec.json.Decoder[Any]
+    on_dead_letter: OnDeadLetter | None = None
 
     @property
     def stream(self) -> str:
@@ -102,12 +114,16 @@ class Delivery:
         handler: Handler[M],
         *,
         after_commit: AfterCommit[M] | None = None,
+        on_dead_letter: OnDeadLetter | None = None,
         concurrency: int = 1,
         batch: int = 10,
     ) -> None:
-        """Handle every message of `spec` (under the settings' prefix) as `group`."""
+        """Handle every message of `spec` (under the settings' prefix) as `group`;
+        `on_dead_letter` is told of each entry this subscription dead-letters."""
         spec = spec.prefixed(self.settings.stream_prefix)
-        sub: Subscription[M] = Subscription(spec, group, handler, after_commit, spec.decoder())
+        sub: Subscription[M] = Subscription(
+            spec, group, handler, after_commit, spec.decoder(), on_dead_letter
+        )
         self.subscriptions.append(sub)
         common: dict[str, Any] = {"group": group, "consumer": self.consumer}
         fresh = StreamSub(
@@ -217,7 +233,20 @@ class Delivery:
         )
         await self.redis.delete(self._error_key(sub, entry_id))
         self.metrics.dead_letters.labels(sub.stream, sub.group).inc()
+        await self._tell_dead_letter(sub, body, reason)
         return "dead_lettered"
+
+    async def _tell_dead_letter(self, sub: Subscription[Any], body: bytes, reason: str) -> None:
+        if sub.on_dead_letter is None:
+            return
+        try:
+            message: Message | None = sub.decoder.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            message = None
+        try:
+            await sub.on_dead_letter(message, reason)
+        except Exception:
+            log.exception("%s (%s): on_dead_letter failed", sub.stream, sub.group)
 
     async def _record_error(
         self, sub: Subscription[Any], entry_id: str, exc: Exception, deliveries: int
