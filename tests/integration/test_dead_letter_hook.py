@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
@@ -50,5 +52,5 @@ async def test_hook_gets_the_message_and_reason_after_it_is_in_the_dlq(
     assert await pool.fetchval("SELECT count(*) FROM probe_effects WHERE key = 'fine'") == 1
 
 
-async def _len(items: list[object], n: int) -> bool:
+async def _len(items: Sequence[object], n: int) -> bool:
     return len(items) >= n
