@@ -17,18 +17,31 @@ count), which readers drop. Several aggregator processes share the work with
 `FOR UPDATE SKIP LOCKED`. A minute that is updated after it closed (only if a
 point took longer than the margin from stamp to stream) is reopened by the
 update and announced again with its new count.
+
+**One poison minute never stalls its neighbours.** A page of minutes that fails
+for a reason other than an outage (TRANSIENT) is closed again one minute at a
+time; a minute that fails on its own is *set aside*: `close_error` records why,
+it is logged once (WARNING) and counted (`conveyor_minutes_close_failed_total`),
+and it is not due again until new points change it. The gateway's bounds keep
+every minute's sum within double precision (aggregator/points_sql.py), so only
+data that bypassed them (or a fault nobody foresaw) can be set aside. An outage
+(Redis or PostgreSQL unreachable) is retried with backoff, logged once until it
+ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import redis.asyncio as aioredis
+from asyncpg import exceptions as pg
 from prometheus_client import CollectorRegistry, Counter
+from redis.exceptions import RedisError
 
 from aggregator import points_sql as sql
 from contracts import streams
@@ -41,8 +54,20 @@ from contracts.tasks import cancel_and_wait
 log = logging.getLogger("conveyor.aggregator.minutes")
 
 CLOSE_INTERVAL_S = 1.0
+MAX_BACKOFF_S = 30.0
 CLOCK_MARGIN = timedelta(seconds=1)
 CLOSE_PAGE = 500
+# Failures that say nothing about a minute: retried as a whole, never set aside.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,  # connection refused or reset, timeouts (pool acquire included)
+    RedisError,
+    asyncpg.InterfaceError,
+    pg.PostgresConnectionError,
+    pg.TransactionRollbackError,  # serialization failure, deadlock
+    pg.OperatorInterventionError,  # statement cancelled, server shutting down
+    pg.InsufficientResourcesError,
+    pg.LockNotAvailableError,
+)
 
 
 async def acked_before_ms(redis: aioredis.Redis, stream: str, group: str) -> int:
@@ -88,6 +113,11 @@ class MinuteCloser:
             "Batch minutes announced closed (MinuteClosed).",
             registry=registry,
         )
+        self.set_aside = Counter(
+            "conveyor_minutes_close_failed_total",
+            "Batch minutes that could not be closed and were set aside (close_error).",
+            registry=registry,
+        )
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -106,29 +136,87 @@ class MinuteCloser:
         until = await self.watermark() - MINUTE - self.grace
         total = 0
         while True:
-            async with self.pool().acquire() as conn, conn.transaction():
-                rows = await sql.close_due(conn=conn, until=until, limit=CLOSE_PAGE)
-                if rows:
-                    async with self.redis.pipeline(transaction=False) as pipe:
-                        for row in rows:
-                            pipe.xadd(self.events, entry_fields(_closed(row)))  # type: ignore[arg-type]
-                        await pipe.execute()
-            total += len(rows)
-            self.closed.inc(len(rows))
-            if len(rows) < CLOSE_PAGE:
+            try:
+                closed = await self._close_page(until)
+            except TRANSIENT:
+                raise
+            except Exception:  # a minute of the page cannot close: find it
+                return total + await self._close_each(until)
+            total += closed
+            if closed < CLOSE_PAGE:
                 return total
 
+    async def _close_page(self, until: datetime) -> int:
+        async with self.pool().acquire() as conn, conn.transaction():
+            rows = await sql.close_due(conn=conn, until=until, limit=CLOSE_PAGE)
+            await self._announce(rows)
+        self.closed.inc(len(rows))
+        return len(rows)
+
+    async def _close_each(self, until: datetime) -> int:
+        """One page of due minutes, each in its own transaction; the next cycle goes on."""
+        async with self.pool().acquire() as conn:
+            keys = await sql.due(conn=conn, until=until, limit=CLOSE_PAGE)
+        closed = 0
+        for key in keys:
+            closed += await self._close_one(key["batch_id"], key["minute"])
+        return closed
+
+    async def _close_one(self, batch_id: str, minute: datetime) -> int:
+        try:
+            async with self.pool().acquire() as conn, conn.transaction():
+                rows = await sql.close_one(conn=conn, batch_id=batch_id, minute=minute)
+                await self._announce(rows)
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            await self._set_aside(batch_id, minute, exc)
+            return 0
+        self.closed.inc(len(rows))
+        return len(rows)
+
+    async def _set_aside(self, batch_id: str, minute: datetime, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        async with self.pool().acquire() as conn:
+            await sql.set_aside(conn=conn, batch_id=batch_id, minute=minute, error=error)
+        self.set_aside.inc()
+        log.warning(
+            "batch %s minute %s cannot be closed; set aside until new points arrive: %s",
+            batch_id,
+            minute.isoformat(),
+            error[:300],
+        )
+
+    async def _announce(self, rows: list[asyncpg.Record]) -> None:
+        """Append the rows' MinuteClosed events (inside the caller's transaction)."""
+        if not rows:
+            return
+        events = [_closed(row) for row in rows]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.xadd(self.events, entry_fields(event))  # type: ignore[arg-type]
+            await pipe.execute()
+
     async def _run(self) -> None:
+        failing, pause = False, CLOSE_INTERVAL_S
         while True:
             try:
                 await self.close_due()
             except Exception as exc:
-                log.warning("closing minutes failed (will retry): %s", exc)
-            await asyncio.sleep(CLOSE_INTERVAL_S)
+                if not failing:
+                    log.warning("closing minutes failed (retrying with backoff): %s", exc)
+                failing, pause = True, min(pause * 2, MAX_BACKOFF_S)
+            else:
+                if failing:
+                    log.info("closing minutes works again")
+                failing, pause = False, CLOSE_INTERVAL_S
+            await asyncio.sleep(pause)
 
 
 def _closed(row: asyncpg.Record) -> MinuteClosed:
     batch_id, minute, count = row["batch_id"], row["minute"], row["count"]
+    if not all(math.isfinite(row[k]) for k in ("sum", "min", "max")):
+        raise ValueError(f"not finite: sum {row['sum']}, min {row['min']}, max {row['max']}")
     return MinuteClosed(
         id=derived_id(batch_id, minute.isoformat(), count),
         batch_id=batch_id,

@@ -15,7 +15,12 @@ from contracts.db import DbConnection
 
 # Partial aggregates of one message, merged into the stored ones. Rows are inserted
 # in minute order, so concurrent messages of one batch lock its minutes in the same
-# order (no deadlocks). Updating a closed minute reopens it, to be announced again.
+# order (no deadlocks). Updating a closed minute reopens it, to be announced again;
+# updating a minute set aside (close_error) gives it another try with its new aggregate.
+#
+# `sum` is numeric (exact); the gateway bounds every value to |key| <= 1e15
+# (gateway.fields.MAX_ABS_VALUE), so with `count` a bigint (< 9.3e18) a minute's sum
+# stays below 1e34 in magnitude: far inside double precision, whatever the count.
 _ADD_POINTS = """
 INSERT INTO minute_aggregates AS a (batch_id, minute, count, sum, min, max)
 SELECT $1, date_trunc('minute', p.ts, 'UTC'), count(*), sum(p.key::numeric), min(p.key), max(p.key)
@@ -28,17 +33,39 @@ ON CONFLICT (batch_id, minute) DO UPDATE SET
     min = least(a.min, excluded.min),
     max = greatest(a.max, excluded.max),
     closed = false,
+    close_error = NULL,
     updated_at = now()
 """
 
+# Minutes set aside (close_error) are not due: they wait for new points.
 _CLOSE_DUE = """
 UPDATE minute_aggregates AS a SET closed = true
 FROM (SELECT batch_id, minute FROM minute_aggregates
-      WHERE NOT closed AND minute <= $1
+      WHERE NOT closed AND close_error IS NULL AND minute <= $1
       ORDER BY minute LIMIT $2
       FOR UPDATE SKIP LOCKED) AS due
 WHERE a.batch_id = due.batch_id AND a.minute = due.minute
 RETURNING a.batch_id, a.minute, a.count, a.sum::float8 AS sum, a.min, a.max
+"""
+
+_DUE = """
+SELECT batch_id, minute FROM minute_aggregates
+WHERE NOT closed AND close_error IS NULL AND minute <= $1
+ORDER BY minute LIMIT $2
+"""
+
+_CLOSE_ONE = """
+UPDATE minute_aggregates AS a SET closed = true
+FROM (SELECT batch_id, minute FROM minute_aggregates
+      WHERE batch_id = $1 AND minute = $2 AND NOT closed AND close_error IS NULL
+      FOR UPDATE SKIP LOCKED) AS due
+WHERE a.batch_id = due.batch_id AND a.minute = due.minute
+RETURNING a.batch_id, a.minute, a.count, a.sum::float8 AS sum, a.min, a.max
+"""
+
+_SET_ASIDE = """
+UPDATE minute_aggregates SET close_error = $3
+WHERE batch_id = $1 AND minute = $2 AND NOT closed
 """
 
 _RECOMPUTE = """
@@ -81,6 +108,21 @@ async def add_points(
 async def close_due(*, conn: DbConnection, until: datetime, limit: int) -> list[asyncpg.Record]:
     """Mark open minutes starting at or before `until` closed; return them."""
     return list(await conn.fetch(_CLOSE_DUE, until, limit))
+
+
+async def due(*, conn: DbConnection, until: datetime, limit: int) -> list[asyncpg.Record]:
+    """(batch_id, minute) of open minutes due by `until`, oldest first (nothing locked)."""
+    return list(await conn.fetch(_DUE, until, limit))
+
+
+async def close_one(*, conn: DbConnection, batch_id: str, minute: datetime) -> list[asyncpg.Record]:
+    """Mark one minute closed (unless closed, set aside or locked); return it."""
+    return list(await conn.fetch(_CLOSE_ONE, batch_id, minute))
+
+
+async def set_aside(*, conn: DbConnection, batch_id: str, minute: datetime, error: str) -> None:
+    """Record why a minute could not close; it is not due again until new points arrive."""
+    await conn.execute(_SET_ASIDE, batch_id, minute, error)
 
 
 async def recompute(*, conn: DbConnection, batch_id: str | None = None) -> list[asyncpg.Record]:

@@ -9,7 +9,11 @@ yet projected is shown from its start command in Redis.
 [10:10:00, 10:11:00)); `?from=&to=` gives one row per minute in [floor(from), to),
 empty minutes included (count 0), at most MAX_SERIES_MINUTES rows. Times without
 an offset are UTC. `closed` says the minute is final (its MinuteClosed was
-published, or, for an empty minute, its grace period is over).
+published, or, for an empty minute, its grace period is over). `sum` and `avg`
+are doubles; the bounds on point values (|key| <= 1e15, gateway.fields) keep every
+minute's sum representable, so they are null only for an empty minute (avg) or for
+data written into the store past those bounds (`error` then says why the minute
+could not close).
 """
 
 from __future__ import annotations
@@ -60,11 +64,12 @@ class MinuteAgg(msgspec.Struct, kw_only=True):
     start: datetime
     end: datetime
     count: int
-    sum: float
+    sum: float | None
     avg: float | None
     min: float | None
     max: float | None
     closed: bool
+    error: str | None = None  # why the minute could not be closed (set aside), if so
 
 
 class AggSeries(msgspec.Struct, kw_only=True):
@@ -165,8 +170,9 @@ def _minute(minute: datetime, row: asyncpg.Record | None, closed: bool) -> Minut
         )
     count, total = row["count"], row["sum"]
     return MinuteAgg(
-        start=minute, end=end, count=count, sum=total, avg=total / count,
-        min=row["min"], max=row["max"], closed=row["closed"],
+        start=minute, end=end, count=count, sum=total,
+        avg=total / count if total is not None and count else None,
+        min=row["min"], max=row["max"], closed=row["closed"], error=row["close_error"],
     )  # fmt: skip
 
 

@@ -32,8 +32,12 @@ ORDER BY r.batch_id
 LIMIT $3
 """
 
+# The exact (numeric) sum as a double when one can hold it, else NULL: the gateway's
+# bounds keep every sum far inside (aggregator/points_sql.py), but a read must not
+# fail on data that bypassed them. 1.7976931348623157e308 is the largest double.
 _MINUTES = """
-SELECT minute, count, sum::float8 AS sum, min, max, closed
+SELECT minute, count, closed, min, max, close_error,
+       CASE WHEN abs(sum) <= 1.7976931348623157e308 THEN sum::float8 END AS sum
 FROM minute_aggregates
 WHERE batch_id = $1 AND minute >= $2 AND minute < $3
 ORDER BY minute
