@@ -9,6 +9,7 @@ binary envelope, unreadable at redis-cli, so producers use `publish` here.)
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import msgspec
@@ -71,6 +72,29 @@ async def publish_all_once(
         _PUBLISH_ONCE, 1 + len(entries), key, *streams, DATA_FIELD, ttl_s, *payloads
     )
     return bool(created), _text(joined).split(" ")
+
+
+def fingerprint(request: Any) -> str:
+    """A digest of a request that equal requests share whatever their JSON spelling (key
+    order, spacing, defaults written out or not): `request` is the decoded request."""
+    canonical = msgspec.json.encode(msgspec.to_builtins(request), order="sorted")
+    return hashlib.sha256(canonical).hexdigest()
+
+
+# Bind a key to the fingerprint of the first request that used it: (1) bound now,
+# (0) bound before to the same fingerprint, (-1) bound before to another one.
+_BIND = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end
+return -1
+"""
+
+
+async def bind_key(redis: aioredis.Redis, key: str, digest: str, *, ttl_s: int = 86_400) -> bool:
+    """Bind `key` to `digest` for `ttl_s` unless it is bound already; False if it is bound
+    to another digest (the key was used for another request)."""
+    outcome = await redis.eval(_BIND, 1, key, digest, ttl_s)
+    return int(outcome) >= 0
 
 
 def _text(value: Any) -> str:

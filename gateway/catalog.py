@@ -5,6 +5,11 @@ POST /collections                          {"name": ...} -> 201
 GET  /collections/{id}
 GET  /collections/{id}/companies           ?q=&offset=&limit=  (company id order)
 GET  /companies                            ?q=&offset=&limit=
+
+`q` is matched literally (`%` and `_` are no wildcards) and holds no NUL (400). A
+list's name is visible text without NUL, at most 200 characters, stored trimmed; a
+blank one is 422, and one that names an existing list (case and surrounding spaces
+aside) is 409 with that list as `existing`.
 """
 
 from __future__ import annotations
@@ -12,19 +17,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from http import HTTPStatus
-from typing import Annotated
 
 import asyncpg
 import msgspec
 from litestar import Router, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody
 
 from gateway import catalog_sql as sql
+from gateway.fields import BOUNDS_AS_422, ListName, Search
 from gateway.paging import Limit, Offset, Page
 from gateway.problems import ProblemError
-
-Search = Annotated[str | None, QueryParameter(max_length=100, description="name contains")]
 
 
 class Collection(msgspec.Struct, kw_only=True):
@@ -35,7 +38,7 @@ class Collection(msgspec.Struct, kw_only=True):
 
 
 class NewCollection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    name: ListName
 
 
 class Company(msgspec.Struct, kw_only=True):
@@ -64,11 +67,23 @@ async def list_collections(
     return Page(items=[_collection(r) for r in rows], total=total, offset=offset, limit=limit)
 
 
-@post("/collections", summary="Create a collection", status_code=HTTPStatus.CREATED)
+@post(
+    "/collections", summary="Create a collection (409 if one of that name exists)",
+    status_code=HTTPStatus.CREATED, exception_handlers=BOUNDS_AS_422,
+)  # fmt: skip
 async def create_collection(
     pool: NamedDependency[asyncpg.Pool], data: JSONBody[NewCollection]
 ) -> Collection:
-    return _collection(await sql.create_collection(conn=pool, name=data.name))
+    name = data.name.strip()
+    created = await sql.create_collection(conn=pool, name=name)
+    if created is not None:
+        return _collection(created)
+    existing = await sql.named(conn=pool, name=name)  # lists are never renamed or deleted
+    assert existing is not None
+    raise ProblemError(
+        HTTPStatus.CONFLICT, f"a list named {existing['name']!r} exists already",
+        existing={"id": str(existing["id"]), "name": existing["name"]},
+    )  # fmt: skip
 
 
 @get("/collections/{collection_id:uuid}", summary="One collection")

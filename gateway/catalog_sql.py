@@ -1,4 +1,9 @@
-"""SQL for companies, collections and memberships; each function takes `conn=`."""
+"""SQL for companies, collections and memberships; each function takes `conn=`.
+
+A search `q` matches names that contain it, ignoring case, with `%`, `_` and `\\`
+taken literally (gateway.fields.like_pattern, `ESCAPE '\\'`). A list's name is unique
+as `lower(btrim(name))` (migration 0006).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import uuid
 import asyncpg
 
 from contracts.db import Executor
+from gateway.fields import like_pattern
 
 COLLECTION = """SELECT c.id, c.name, c.created_at,
     (SELECT count(*) FROM memberships m WHERE m.collection_id = c.id) AS companies
@@ -27,15 +33,26 @@ async def collection(*, conn: Executor, collection_id: uuid.UUID) -> asyncpg.Rec
     return await conn.fetchrow(f"{COLLECTION} WHERE c.id = $1", collection_id)
 
 
-async def create_collection(*, conn: Executor, name: str) -> asyncpg.Record:
-    row = await conn.fetchrow(
+async def create_collection(*, conn: Executor, name: str) -> asyncpg.Record | None:
+    """The new collection, or None if one of that name (as `named` finds it) exists."""
+    return await conn.fetchrow(
         """INSERT INTO collections (id, name) VALUES ($1, $2)
+           ON CONFLICT (lower(btrim(name))) DO NOTHING
            RETURNING id, name, created_at, 0::bigint AS companies""",
         uuid.uuid4(),
         name,
     )
-    assert row is not None
-    return row
+
+
+async def named(*, conn: Executor, name: str) -> asyncpg.Record | None:
+    """The collection whose name is `name`, case and surrounding spaces aside."""
+    return await conn.fetchrow(
+        "SELECT id, name FROM collections WHERE lower(btrim(name)) = lower(btrim($1))", name
+    )
+
+
+def _pattern(q: str | None) -> str | None:
+    return like_pattern(q.lower()) if q else None
 
 
 async def missing_for_move(
@@ -59,8 +76,8 @@ async def members(
     *, conn: Executor, collection_id: uuid.UUID, q: str | None, offset: int, limit: int
 ) -> tuple[list[asyncpg.Record], int]:
     """A page of the collection's companies in company id order, and how many match."""
-    where = "m.collection_id = $1 AND ($2::text IS NULL OR lower(c.name) LIKE $2)"
-    pattern = f"%{q.lower()}%" if q else None
+    where = "m.collection_id = $1 AND ($2::text IS NULL OR lower(c.name) LIKE $2 ESCAPE '\\')"
+    pattern = _pattern(q)
     rows = await conn.fetch(
         f"""SELECT c.id, c.name, m.added_at FROM memberships m
             JOIN companies c ON c.id = m.company_id
@@ -83,8 +100,8 @@ async def members(
 async def companies(
     *, conn: Executor, q: str | None, offset: int, limit: int
 ) -> tuple[list[asyncpg.Record], int]:
-    pattern = f"%{q.lower()}%" if q else None
-    where = "($1::text IS NULL OR lower(name) LIKE $1)"
+    pattern = _pattern(q)
+    where = "($1::text IS NULL OR lower(name) LIKE $1 ESCAPE '\\')"
     rows = await conn.fetch(
         f"SELECT id, name, created_at FROM companies WHERE {where} ORDER BY id OFFSET $2 LIMIT $3",
         pattern, offset, limit,

@@ -12,23 +12,34 @@ states the same bounds.
   every integer value exact (2^53 > 1e15);
 - text ends in `text`/`varchar`, which cannot hold NUL;
 - times end in `timestamptz`: they carry an offset (a naive time is refused rather
-  than guessed).
+  than guessed), and `utc()` checks they are a time in UTC at all (years 1..9999).
+
+A body that has the schema's shape but a value outside these bounds is 422 (routes
+opt in with `exception_handlers=BOUNDS_AS_422`); a body of the wrong shape (a wrong
+type, an unknown enum value or field, not JSON) stays Litestar's 400.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+import re
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Annotated, Any
 
 import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import QueryParameter
+from litestar.types import ExceptionHandlersMap
+
+from gateway.problems import ProblemError, exception_handlers, problem
 
 INT64_MAX = 2**63 - 1
 MAX_ABS_VALUE = 1e15
 # No NUL anywhere: PostgreSQL text cannot store it. (msgspec's `pattern` is a search.)
 NO_NUL = r"^[^\x00]*$"
 # Visible text: not empty and not only whitespace, no NUL.
-NAME = r"^[^\x00]*\S[^\x00]*$"
+NAME = r"^[^\x00]*[^\s\x00][^\x00]*$"  # (NUL itself is no whitespace)
 
 Int64Id = Annotated[
     int, msgspec.Meta(ge=1, le=INT64_MAX, description="a positive 64-bit integer id")
@@ -66,3 +77,46 @@ def like_pattern(q: str) -> str:
     """`%q%` for LIKE/ILIKE with `q`'s own `%`, `_` and `\\` matched literally."""
     escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+# The ends of Python's range are PostgreSQL's -infinity and infinity to asyncpg (a naive
+# datetime.min/max on the way back), so a time must lie strictly between them in UTC.
+FIRST_TIME = datetime.min.replace(tzinfo=UTC)
+LAST_TIME = datetime.max.replace(tzinfo=UTC)
+TIME_RANGE = "strictly between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z"
+
+
+def utc(value: datetime, field: str) -> datetime:
+    """`value` in UTC, or a 422 naming `field` when it is outside TIME_RANGE."""
+    try:
+        in_utc = value.astimezone(UTC)
+    except OverflowError:
+        in_utc = FIRST_TIME
+    if FIRST_TIME < in_utc < LAST_TIME:
+        return in_utc
+    raise ProblemError(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        f"{field}: {value.isoformat()} is not a time {TIME_RANGE}",
+        errors=[{"key": field, "message": f"not a time {TIME_RANGE}"}],
+    )
+
+
+# msgspec's words for a value of the right type outside its bounds (>=, <=, a length,
+# a pattern, a timezone) as opposed to a wrong type ("Expected `int`, got `str`").
+_OUT_OF_BOUNDS = re.compile(r"^Expected `\w+` (?:[<>]=?|of length|matching|with a timezone)")
+
+
+def _bounds_as_422(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    errors = exc.extra if isinstance(exc.extra, list) else []
+    if errors and all(
+        e.get("source") == "body" and _OUT_OF_BOUNDS.match(str(e.get("message", "")))
+        for e in errors
+    ):
+        said = "; ".join(f"{e.get('key', 'body')}: {e['message']}" for e in errors)
+        return problem(
+            HTTPStatus.UNPROCESSABLE_ENTITY, None, said, instance=request.url.path, errors=errors
+        )
+    return exception_handlers()[HTTPException](request, exc)
+
+
+BOUNDS_AS_422: ExceptionHandlersMap = {ValidationException: _bounds_as_422}

@@ -4,13 +4,18 @@ The command (`MoveCompanies` on mover.commands) and the job's first event
 (`JobQueued` on jobs.events) are appended together by one Redis script under the
 request's idempotency key, then the job's queued row is written, so the job is
 readable (and its feed followable) as soon as the 202 is sent. A retried request
-with the same `Idempotency-Key` appends nothing and answers with the same job.
+with the same `Idempotency-Key` appends nothing and answers with the same job; the
+same key with another request is 422 (gateway/idempotency.py).
+
+Bounds (gateway/fields.py): company ids are 1..2^63-1 (PostgreSQL bigint), so the
+mover can apply whatever is accepted; `not_before` carries an offset and is a time in
+UTC (0001..9999): a past one means "now", a far future one waits (the mover compares
+it with its own aware clock). Out of bounds: 422 naming the field, nothing published.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated, Literal
 
@@ -18,41 +23,32 @@ import asyncpg
 import msgspec
 from litestar import Response, post
 from litestar.di import NamedDependency
-from litestar.params import HeaderParameter, JSONBody
+from litestar.params import JSONBody
 from redis.asyncio import Redis
 
 from contracts import codec, streams
 from contracts.messages import JobQueued, MoveCompanies, Selection, derived_id, id_from_key, new_id
 from contracts.settings import Settings
-from gateway import catalog_sql, jobs_sql
+from gateway import catalog_sql, idempotency, jobs_sql
+from gateway.fields import BOUNDS_AS_422, AwareDatetime, Int64Id, utc
+from gateway.idempotency import IdempotencyKey
 from gateway.jobs import JobView, view
 from gateway.problems import ProblemError
-
-CompanyId = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class AllOf(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     all: Literal[True]
-    exclude: list[CompanyId] = msgspec.field(default_factory=list)
+    exclude: list[Int64Id] = msgspec.field(default_factory=list)
 
 
 class MoveRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     source: uuid.UUID
     target: uuid.UUID
     mode: Literal["copy", "move"]
-    selection: list[CompanyId] | AllOf
+    selection: list[Int64Id] | AllOf
     priority: Annotated[int, msgspec.Meta(ge=1, le=5)] = 3
     max_attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
-    not_before: datetime | None = None
-
-
-IdempotencyKey = Annotated[
-    str | None,
-    HeaderParameter(
-        name="Idempotency-Key", max_length=200, required=False,
-        description="a retried request with the same key starts nothing new",
-    ),
-]  # fmt: skip
+    not_before: AwareDatetime | None = None
 
 
 async def _validate(pool: asyncpg.Pool, data: MoveRequest, settings: Settings) -> Selection:
@@ -87,7 +83,10 @@ async def _validate(pool: asyncpg.Pool, data: MoveRequest, settings: Settings) -
     return Selection(all=True, exclude=sorted(set(ids)))
 
 
-@post("/moves", summary="Copy or move companies to another collection (a job)", tags=["jobs"])
+@post(
+    "/moves", summary="Copy or move companies to another collection (a job)", tags=["jobs"],
+    exception_handlers=BOUNDS_AS_422,
+)  # fmt: skip
 async def create_move(
     data: JSONBody[MoveRequest],
     pool: NamedDependency[asyncpg.Pool],
@@ -95,7 +94,11 @@ async def create_move(
     settings: NamedDependency[Settings],
     idempotency_key: IdempotencyKey = None,
 ) -> Response[JobView]:
+    if data.not_before is not None:
+        data = msgspec.structs.replace(data, not_before=utc(data.not_before, "not_before"))
     selection = await _validate(pool, data, settings)
+    if idempotency_key:
+        await idempotency.bind(redis, settings.stream_prefix, "moves", idempotency_key, data)
     job_id = id_from_key("moves", idempotency_key) if idempotency_key else new_id()
     command = MoveCompanies(
         id=job_id, job_id=job_id, source=str(data.source), target=str(data.target),
