@@ -8,23 +8,27 @@ from typing import Any
 
 import uvicorn
 
+from contracts import logs
+
 
 def serve(app: Any, *, name: str, default_port: int) -> None:
-    """Serve `app` on `$<NAME>_PORT` (or `default_port`); SIGTERM and Ctrl-C drain it."""
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"),
-        format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s",
-    )
+    """Serve `app` on `$<NAME>_PORT` (or `default_port`); SIGTERM and Ctrl-C drain it.
+
+    Logging is `contracts.logs` (one format for every service); uvicorn gets
+    `log_config=None` so that it adds no handler or colours of its own.
+    """
+    logs.setup(name)
     host = os.environ.get(f"{name.upper()}_HOST", "127.0.0.1")
     port = int(os.environ.get(f"{name.upper()}_PORT", str(default_port)))
     logging.getLogger("conveyor").info(
-        "%s: /healthz and /metrics on http://%s:%d", name, host, port
+        "%s: /healthz, /readyz and /metrics on http://%s:%d", name, host, port
     )
     uvicorn.run(
         app,
         host=host,
         port=port,
         lifespan="on",
+        log_config=None,
         log_level=os.environ.get("LOG_LEVEL", "info").lower(),
         access_log=False,
         timeout_graceful_shutdown=5,

@@ -2,9 +2,17 @@
 
 `build_service(name, settings, register)` makes the broker, the Redis client,
 the metrics registry and the delivery rules, lets the service `register` its
-subscriptions, and returns a FastStream ASGI app serving `/healthz` and
-`/metrics`. Nothing connects until the app starts: the pool (retried with
-backoff while PostgreSQL is down), the consumer groups, then the broker.
+subscriptions, and returns a FastStream ASGI app serving `/healthz`, `/readyz`
+and `/metrics`. Nothing connects until the app starts.
+
+A worker starts whether or not its stores are up. FastStream answers the ASGI
+lifespan before it starts the broker, and the broker's `start` here is
+`Service.connect`: open the pool, create the consumer groups, start the
+subscribers, each retried with backoff while PostgreSQL or Redis is away. So
+the process never exits for a missing store (under `make run` one exit stops
+every service); `/healthz` answers at once and `/readyz` says what it waits for
+until it consumes. Hooks FastStream runs "after startup" (ingest's supervisor,
+the minute closer) run once connected.
 """
 
 from __future__ import annotations
@@ -12,20 +20,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
-from faststream.asgi import AsgiFastStream, make_ping_asgi
+from faststream.asgi import AsgiFastStream
 from faststream.redis import RedisBroker
 from prometheus_client import make_asgi_app
+from redis.exceptions import RedisError
 
 from contracts.db import create_pool
 from contracts.delivery import Delivery, DeliveryMetrics
 from contracts.delivery.idempotency import forget_applied_before
 from contracts.delivery.maintenance import observe, trim
+from contracts.readiness import OK, health_routes, probe
 from contracts.settings import Settings
 from contracts.tasks import cancel_and_wait
 
@@ -35,42 +45,98 @@ UPKEEP_INTERVAL_S = 15.0
 # so a replayed dead letter still finds the record of what was applied.
 APPLIED_KEPT_DAYS = 8
 FORGET_INTERVAL_S = 3600.0
+# Connecting at start-up: first retry after this, doubling up to the cap.
+CONNECT_BACKOFF_S = (0.5, 10.0)
+REDIS_CONNECT_TIMEOUT_S = 2.0
+# What a store that is away raises while connecting (anything else is a bug: it fails).
+UNREACHABLE = (OSError, asyncpg.PostgresError, RedisError)
+
+
+class WorkerBroker(RedisBroker):
+    """FastStream's Redis broker whose `start` is the service's `connect` (see above)."""
+
+    on_start: Callable[[], Awaitable[None]] | None = None
+
+    async def start(self) -> None:
+        if self.on_start is None:
+            await self.start_subscribers()
+        else:
+            await self.on_start()
+
+    async def start_subscribers(self) -> None:
+        await super().start()
 
 
 @dataclass
 class Service:
     name: str
     settings: Settings
-    broker: RedisBroker
+    broker: WorkerBroker
     redis: aioredis.Redis
     metrics: DeliveryMetrics
     delivery: Delivery = field(init=False)
+    connected: bool = False
+    _waiting_for: dict[str, str] = field(default_factory=dict)
     _pool: asyncpg.Pool | None = None
     _background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.delivery = Delivery(self.settings, self.broker, self.redis, self.metrics, self.pool)
+        self.broker.on_start = self.connect
 
     def pool(self) -> asyncpg.Pool:
         if self._pool is None:
             raise RuntimeError(f"{self.name}: the database pool is used before start-up")
         return self._pool
 
-    async def start(self) -> None:
-        delay = 0.5
-        while self._pool is None:
-            try:
-                self._pool = await create_pool(self.settings)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning(
-                    "%s: PostgreSQL not reachable (%s); retrying in %.1fs", self.name, exc, delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-        await self.delivery.ensure_groups()
+    async def connect(self) -> None:
+        """Pool, groups, subscribers, each retried until its store answers; then the loops."""
+        await self._until("postgres", self._open_pool)
+        await self._until("redis", self.delivery.ensure_groups)
+        await self._until("redis", self._start_subscribers)
         for loop in [self._keep_up, *self._background]:
             self._tasks.append(asyncio.create_task(loop(), name=f"{self.name}:{loop.__name__}"))
+        self.connected = True
+        log.info("%s: connected to PostgreSQL and Redis; consuming", self.name)
+
+    async def _open_pool(self) -> None:
+        self._pool = await create_pool(self.settings)
+
+    async def _start_subscribers(self) -> None:
+        try:
+            await self.broker.start_subscribers()
+        except UNREACHABLE:
+            await self.broker.stop()  # so that the next attempt starts from nothing
+            raise
+
+    async def _until(self, store: str, step: Callable[[], Awaitable[None]]) -> None:
+        delay, cap = CONNECT_BACKOFF_S
+        while True:
+            try:
+                await step()
+            except UNREACHABLE as exc:
+                self._waiting_for = {store: f"{type(exc).__name__}: {exc}"}
+                log.warning(
+                    "%s: %s not reachable (%s); retrying in %.1fs", self.name, store, exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, cap)
+            else:
+                self._waiting_for = {}
+                return
+
+    async def readiness(self) -> Mapping[str, str]:
+        """Each store's state ("ok" or the error) and whether the consumers run."""
+        pg_check = (
+            probe(self._pool.fetchval("SELECT 1"))
+            if self._pool is not None
+            else _state(self._waiting_for.get("postgres", "not connected yet"))
+        )
+        redis_state, pg_state = await asyncio.gather(probe(self.redis.ping()), pg_check)
+        waiting = ", ".join(self._waiting_for) or "the other store"
+        consumers = OK if self.connected else f"not started: waiting for {waiting}"
+        return {"redis": redis_state, "postgres": pg_state, "consumers": consumers}
 
     def background(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run `loop` from start-up to shutdown (it should never return)."""
@@ -103,14 +169,19 @@ class Service:
 def build_service(
     name: str, settings: Settings, register: Callable[[Service], None]
 ) -> tuple[AsgiFastStream, Service]:
-    broker = RedisBroker(
-        settings.redis_url, graceful_timeout=settings.shutdown_grace_s, log_level=logging.DEBUG
+    broker = WorkerBroker(
+        settings.redis_url,
+        graceful_timeout=settings.shutdown_grace_s,
+        # A plain logger: its records go through the root handler (contracts/logs.py),
+        # not through the coloured handler FastStream would attach to its own.
+        logger=logging.getLogger("faststream.redis"),
+        log_level=logging.DEBUG,
     )
     service = Service(
         name=name,
         settings=settings,
         broker=broker,
-        redis=aioredis.from_url(settings.redis_url),
+        redis=aioredis.from_url(settings.redis_url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S),
         metrics=DeliveryMetrics(),
     )
     register(service)
@@ -118,9 +189,12 @@ def build_service(
         broker,
         asgi_routes=[
             ("/metrics", make_asgi_app(service.metrics.registry)),
-            ("/healthz", make_ping_asgi(broker, timeout=2.0)),
+            *health_routes(service.readiness),
         ],
-        on_startup=[service.start],
         after_shutdown=[service.close],
     )
     return app, service
+
+
+async def _state(text: str) -> str:
+    return text

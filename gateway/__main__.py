@@ -20,6 +20,7 @@ from types import FrameType
 import uvicorn
 from litestar import Litestar
 
+from contracts import logs
 from contracts.settings import Settings
 from gateway.app import create_app
 
@@ -43,7 +44,8 @@ class Server(uvicorn.Server):
 
 def main() -> None:
     settings = Settings.from_env()
-    app = create_app(settings)  # also sets up logging (Litestar's default config, root logger)
+    app = create_app(settings)
+    logs.setup("gateway")  # after create_app: it replaces Litestar's default logging config
     host = os.environ.get("GATEWAY_HOST", "127.0.0.1")
     port = int(os.environ.get("GATEWAY_PORT", "8000"))
     base = f"http://{host}:{port}"
