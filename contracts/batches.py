@@ -7,6 +7,9 @@ Keys, under the stream prefix (so `redis-cli HGETALL batches.running` shows them
 - `batches.starts`   HASH batch_id -> the run's StartBatch JSON: the producer's
   parameters, so any ingest process can (re)start it.
 - `batches.lease:<batch_id>`  STRING owner, with a TTL: the one producer of the batch.
+- `batches.known`    SET of every batch id ever admitted (never trimmed, like the
+  runs in PostgreSQL): a push to a batch not running is 409 if it is known, 404 if
+  it never started, even before the aggregator has projected its first run.
 
 Every change is one Lua script, atomic in Redis, so that it holds with any number
 of gateway and ingest processes:
@@ -51,6 +54,7 @@ if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[5])
+redis.call('SADD', KEYS[5], ARGV[1])
 redis.call('XADD', KEYS[3], '*', ARGV[4], ARGV[5])
 if ARGV[6] ~= '0' then redis.call('SET', KEYS[4], '1', 'EX', ARGV[6]) end
 return {'started', ARGV[2]}
@@ -104,6 +108,10 @@ return 0
 """
 
 IDEMPOTENCY_TTL_S = 86_400
+# The largest |value| of a point (the gateway's gateway.fields.MAX_ABS_VALUE, which a
+# unit test keeps equal): producers clamp their draws to it, so generated points fit
+# the same bounds as pushed ones and every minute's sum stays representable.
+MAX_ABS_VALUE = 1e15
 log = logging.getLogger("conveyor.batches")
 _START = msgspec.json.Decoder(StartBatch)
 
@@ -137,6 +145,7 @@ class BatchRegistry:
         self.redis = redis
         self.running_key = f"{prefix}batches.running"
         self.starts_key = f"{prefix}batches.starts"
+        self.known_key = f"{prefix}batches.known"
         self._lease_prefix = f"{prefix}batches.lease:"
         self.commands = streams.INGEST_COMMANDS.prefixed(prefix).name
         self.points_in = streams.INGEST_POINTS.prefixed(prefix).name
@@ -163,7 +172,7 @@ class BatchRegistry:
         """Admit `start` unless the batch runs or the limit is reached; `once`: the run id
         comes from an Idempotency-Key, and a start admitted before is not admitted again."""
         seen = f"{self.running_key}.admitted:{start.id}"
-        keys = [self.running_key, self.starts_key, self.commands, seen]
+        keys = [self.running_key, self.starts_key, self.commands, seen, self.known_key]
         ttl = IDEMPOTENCY_TTL_S if once else 0
         args = [start.batch_id, start.id, limit, DATA_FIELD, encode(start), ttl]
         outcome, detail = await self._run("admit", keys, args)
@@ -196,6 +205,10 @@ class BatchRegistry:
         """The StartBatch of the batch's running run, if it runs."""
         data = await self.redis.hget(self.starts_key, batch_id)
         return decode_start(data.encode() if isinstance(data, str) else data)
+
+    async def known(self, batch_id: str) -> bool:
+        """The batch was admitted at least once (it may have stopped since)."""
+        return bool(await self.redis.sismember(self.known_key, batch_id))
 
     async def count(self) -> int:
         return int(await self.redis.hlen(self.running_key))

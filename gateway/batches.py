@@ -14,11 +14,17 @@ The admitted start and its StartBatch command are written in the same step, so
 an admitted run is never lost. A stop removes the run from the admitted set at
 once (its producer is fenced off on its next emission) and sends StopBatch; a
 stopped batch can be started again (a new run).
+
+Options are bounded by what the store can hold (gateway/fields.py): `low`,
+`high` and `mean` within ±1e15, `stddev` in [0, 1e15], `rate` in [0, 20000];
+the producer clamps its draws into ±1e15 (a normal draw can land anywhere), so
+every point of a run fits the bounds pushed points are held to. An option out of
+its bounds is a 422 problem+json whose `errors` name the field (`low` when
+low > high); a body of the wrong shape (a wrong type, an unknown field) is 400.
 """
 
 from __future__ import annotations
 
-import re
 from http import HTTPStatus
 from typing import Annotated, Literal
 
@@ -34,16 +40,18 @@ from contracts.settings import Settings
 from gateway import batches_events, batches_points, batches_reads
 from gateway import batches_sql as sql
 from gateway.batches_deps import BatchMetrics, batch_dependencies, outage_handlers
+from gateway.batches_ids import BATCH_ID, BatchId, existing_batch_id, valid_batch_id
+from gateway.fields import MAX_ABS_VALUE, Value
 from gateway.problems import ProblemError
 
 __all__ = ["BATCH_ID", "router", "valid_batch_id"]
 
-BATCH_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
-_BATCH_ID = re.compile(BATCH_ID)
 MAX_RATE = 20_000.0  # points a second from one run's producer
 LIMIT_RETRY_AFTER_S = 5
 
-BatchId = Annotated[str, msgspec.Meta(pattern=BATCH_ID)]
+Spread = Annotated[
+    float, msgspec.Meta(ge=0, le=MAX_ABS_VALUE, description=f"within [0, {MAX_ABS_VALUE:.0e}]")
+]
 
 
 class StartOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -51,10 +59,10 @@ class StartOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     rate: Annotated[float, msgspec.Meta(ge=0, le=MAX_RATE)] = 4.0
     distribution: Literal["uniform_int", "uniform", "normal"] = "uniform_int"
-    low: float = 0
-    high: float = 100
-    mean: float = 50
-    stddev: Annotated[float, msgspec.Meta(ge=0)] = 15
+    low: Value = 0
+    high: Value = 100
+    mean: Value = 50
+    stddev: Spread = 15
 
 
 class StartRequest(StartOptions, kw_only=True, forbid_unknown_fields=True):
@@ -69,14 +77,6 @@ class BatchRun(msgspec.Struct):
     already_stopped: bool = False
 
 
-def valid_batch_id(batch_id: str) -> str:
-    if not _BATCH_ID.match(batch_id):
-        raise ProblemError(
-            HTTPStatus.BAD_REQUEST, f"batch id {batch_id!r} does not match {BATCH_ID}"
-        )
-    return batch_id
-
-
 async def _start(
     batch_id: str,
     options: StartOptions,
@@ -88,7 +88,10 @@ async def _start(
     once: bool = False,
 ) -> Response[BatchRun]:
     if options.low > options.high:
-        raise ProblemError(HTTPStatus.BAD_REQUEST, "low must not be greater than high")
+        message = f"low ({options.low}) must not be greater than high ({options.high})"
+        raise ProblemError(
+            HTTPStatus.UNPROCESSABLE_ENTITY, message, errors=[{"key": "low", "message": message}]
+        )
     fields = msgspec.structs.asdict(options)
     fields.pop("batch_id", None)
     start = StartBatch(id=run_id, batch_id=batch_id, **fields)
@@ -132,7 +135,7 @@ async def start_batch(
     idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
 ) -> Response[BatchRun]:
     run_id = _run_id(idempotency_key)
-    batch_id = data.batch_id or run_id[:12]
+    batch_id = valid_batch_id(data.batch_id) if data.batch_id else run_id[:12]
     return await _start(
         batch_id, data, run_id, batches, settings, batch_metrics, once=bool(idempotency_key)
     )
@@ -153,6 +156,7 @@ async def put_batch(
 
 
 async def _stop(batch_id: str, batches: BatchRegistry, pool: asyncpg.Pool) -> Response[BatchRun]:
+    existing_batch_id(batch_id)
     for _ in range(5):  # a concurrent stop/start may change the run between read and stop
         run_id = await batches.run_of(batch_id)
         if run_id is None:

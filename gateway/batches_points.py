@@ -1,24 +1,31 @@
 """`POST /batches/{batch_id}/points`: points pushed by external producers.
 
 The body is a JSON array of `{"key": <number>, "ts": <RFC 3339 time>?}` (`ts`
-defaults to the arrival time). All or nothing: if any item is bad, the answer is
-422 problem+json with `errors: [{index, error}]` for every bad item (the first
-MAX_ERRORS of them) and nothing is published. More than `max_points_per_request`
-items is 413; a batch that is not running is 409 (start it, with `rate: 0` for a
-batch fed only by pushes). Accepted points go as one RecordPoints message to
-`ingest.points`, stamped with their arrival time (against which lateness is
-judged) in one atomic step that also checks the batch runs (contracts/batches.py).
-An `Idempotency-Key` makes a retried request publish nothing the second time.
+defaults to the arrival time). `key` is finite and within ±1e15 (gateway.fields:
+every minute's sum then stays far inside double precision); `ts` has an offset,
+is a time in UTC at all (years 0001..9999) and is at most MAX_FUTURE ahead; it
+travels and is stored in UTC. A point far in the past is accepted and counted
+late.
+
+All or nothing: if any item is bad, the answer is 422 problem+json with
+`errors: [{index, error}]` for every bad item (the first MAX_ERRORS of them) and
+nothing is published. More than `max_points_per_request` items is 413; a batch
+that was never started is 404 and one that is not running is 409 (start it, with
+`rate: 0` for a batch fed only by pushes). Accepted points go as one RecordPoints
+message to `ingest.points`, stamped with their arrival time (against which
+lateness is judged) in one atomic step that also checks the batch runs
+(contracts/batches.py). An `Idempotency-Key` makes a retried request publish
+nothing the second time.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Annotated, Any
 
+import asyncpg
 import msgspec
 from litestar import post
 from litestar.di import NamedDependency
@@ -27,7 +34,10 @@ from litestar.params import FromPath, HeaderParameter, RawBody
 from contracts.batches import BatchRegistry
 from contracts.messages import Point, RecordPoints, id_from_key, new_id
 from contracts.settings import Settings
+from gateway import batches_sql as sql
 from gateway.batches_deps import BatchMetrics, Clock
+from gateway.batches_ids import existing_batch_id
+from gateway.fields import AwareDatetime, Value
 from gateway.problems import ProblemError
 
 __all__ = ["PointIn", "PointsAccepted", "parse_points", "push_points"]
@@ -37,8 +47,8 @@ MAX_ERRORS = 100
 
 
 class PointIn(msgspec.Struct, forbid_unknown_fields=True):
-    key: float
-    ts: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+    key: Value
+    ts: AwareDatetime | None = None
 
 
 class PointsAccepted(msgspec.Struct):
@@ -60,11 +70,19 @@ _ANY = msgspec.json.Decoder()
 
 
 def _item_error(point: PointIn, now: datetime) -> str | None:
-    if not math.isfinite(point.key):
-        return "key must be a finite number"
-    if point.ts is not None and point.ts > now + MAX_FUTURE:
+    if point.ts is None:
+        return None
+    try:
+        point.ts.astimezone(UTC)
+    except OverflowError:
+        return f"ts {point.ts.isoformat()} is outside 0001-01-01..9999-12-31 in UTC"
+    if point.ts > now + MAX_FUTURE:
         return f"ts {point.ts.isoformat()} is more than {MAX_FUTURE} ahead of the server clock"
     return None
+
+
+def _point(item: PointIn, now: datetime) -> Point:
+    return Point(key=item.key, ts=now if item.ts is None else item.ts.astimezone(UTC))
 
 
 def parse_points(body: bytes, *, now: datetime, limit: int) -> list[Point]:
@@ -86,7 +104,7 @@ def parse_points(body: bytes, *, now: datetime, limit: int) -> list[Point]:
     ]
     if errors:
         raise _bad(errors, len(items))
-    return [Point(key=p.key, ts=p.ts if p.ts is not None else now) for p in items]
+    return [_point(item, now) for item in items]
 
 
 def _slow_path(body: bytes, limit: int, now: datetime) -> list[PointIn]:
@@ -140,8 +158,10 @@ async def push_points(
     settings: NamedDependency[Settings],
     clock: NamedDependency[Clock],
     batch_metrics: NamedDependency[BatchMetrics],
+    pool: NamedDependency[asyncpg.Pool],
     idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
 ) -> PointsAccepted:
+    existing_batch_id(batch_id)
     now = clock()
     try:
         points = parse_points(body, now=now, limit=settings.max_points_per_request)
@@ -155,6 +175,7 @@ async def push_points(
     message = RecordPoints(id=message_id, batch_id=batch_id, points=points, received_at=now)
     code, _entry = await batches.push(message, once=idempotency_key is not None)
     if code == 0:
+        await _never_started(batches, pool, batch_id)
         raise ProblemError(
             HTTPStatus.CONFLICT,
             f"batch {batch_id!r} is not running; start it first "
@@ -162,3 +183,15 @@ async def push_points(
         )
     batch_metrics.pushed.labels("accepted").inc(len(points) if code == 1 else 0)
     return PointsAccepted(batch_id, len(points), message_id, duplicate=code == 2)
+
+
+async def _never_started(batches: BatchRegistry, pool: asyncpg.Pool, batch_id: str) -> None:
+    """404 for a batch that no run ever had (Redis's record, or the runs projection)."""
+    if await batches.known(batch_id):
+        return
+    if await sql.latest_run_id(pool=pool, batch_id=batch_id) is None:
+        raise ProblemError(
+            HTTPStatus.NOT_FOUND,
+            f"no batch {batch_id!r}; start it first "
+            f"(PUT /batches/{batch_id} with rate 0 for a batch fed only by pushes)",
+        )

@@ -33,6 +33,7 @@ from contracts.minutes import MINUTE, closes_at, floor_minute, last_whole_minute
 from contracts.settings import Settings
 from gateway import batches_sql as sql
 from gateway.batches_deps import Clock
+from gateway.batches_ids import existing_batch_id
 from gateway.problems import ProblemError
 
 __all__ = ["ROUTES", "one_batch"]
@@ -138,6 +139,7 @@ async def list_batches(
 
 
 async def one_batch(pool: asyncpg.Pool, batches: BatchRegistry, batch_id: str) -> BatchView:
+    existing_batch_id(batch_id)
     rows = await sql.batches(pool=pool, batch_id=batch_id)
     running = await batches.running()
     view = _view(rows[0], running) if rows else None
@@ -205,15 +207,33 @@ async def get_agg(
         return series(rows, first, last, now, settings.late_grace_s)[0]
     if start is None:
         raise ProblemError(HTTPStatus.BAD_REQUEST, "`to` needs `from`")
-    first, last = floor_minute(_utc(start)), _utc(end) if end is not None else now
+    first, last = _window(start, end, now, settings.late_grace_s)
+    rows = await sql.minutes(pool=pool, batch_id=batch_id, start=first, end=last)
+    rows_out = series(rows, first, last, now, settings.late_grace_s)
+    return AggSeries(batch_id=batch_id, start=first, end=last, minutes=rows_out)
+
+
+def _window(
+    start: datetime, end: datetime | None, now: datetime, grace_s: float
+) -> tuple[datetime, datetime]:
+    """[floor(from), to) in UTC, or 400: reversed, too long, or past what a date can hold
+    (the last minute's close must be a date too: years 0001..9999 in UTC)."""
+    try:
+        first, last = (
+            floor_minute(_utc(start)),
+            _utc(end).astimezone(UTC) if end is not None else now,
+        )
+        closes_at(floor_minute(last), grace_s)
+    except OverflowError:
+        raise ProblemError(
+            HTTPStatus.BAD_REQUEST, "`from` and `to` must lie within 0001..9999 in UTC"
+        ) from None
     if last <= first or (last - first) / MINUTE > MAX_SERIES_MINUTES:
         raise ProblemError(
             HTTPStatus.BAD_REQUEST,
             f"`from` must be before `to`, at most {MAX_SERIES_MINUTES} minutes apart",
         )
-    rows = await sql.minutes(pool=pool, batch_id=batch_id, start=first, end=last)
-    rows_out = series(rows, first, last, now, settings.late_grace_s)
-    return AggSeries(batch_id=batch_id, start=first, end=last, minutes=rows_out)
+    return first, last
 
 
 @get("/stats", summary="Overall figures: batches running, points stored, jobs by status")

@@ -14,7 +14,8 @@ It holds the batch's lease (contracts/batches.py) for as long as it runs:
   process may own the batch by then) and the supervisor tries again later.
 
 Values are drawn by `draw`, timestamps spread evenly over the tick by `spread`:
-plain functions, tested without Redis.
+plain functions, tested without Redis. Draws are clamped to ±MAX_ABS_VALUE (a
+normal draw can land anywhere), the bound every point is held to.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import random
 import time
 from datetime import datetime, timedelta
 
-from contracts.batches import BatchRegistry
+from contracts.batches import MAX_ABS_VALUE, BatchRegistry
 from contracts.messages import Point, RecordPoints, StartBatch, new_id, utcnow
 from contracts.tasks import cancel_and_wait
 
@@ -38,12 +39,20 @@ MAX_BACKLOG_S = 2.0  # after a stall, points older than this are skipped, not bu
 
 
 def draw(start: StartBatch, rng: random.Random, n: int) -> list[float]:
+    return [_clamp(value) for value in _draw(start, rng, n)]
+
+
+def _draw(start: StartBatch, rng: random.Random, n: int) -> list[float]:
     if start.distribution == "uniform_int":
         low, high = int(start.low), int(start.high)
         return [float(rng.randint(low, high)) for _ in range(n)]
     if start.distribution == "uniform":
         return [rng.uniform(start.low, start.high) for _ in range(n)]
     return [rng.gauss(start.mean, start.stddev) for _ in range(n)]
+
+
+def _clamp(value: float) -> float:
+    return min(max(value, -MAX_ABS_VALUE), MAX_ABS_VALUE)
 
 
 def spread(after: datetime, until: datetime, n: int) -> list[datetime]:

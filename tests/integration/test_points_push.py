@@ -94,8 +94,8 @@ async def test_a_batch_that_does_not_run_takes_no_points(
 ) -> None:
     client, _, _ = stack
     response = await client.post("/batches/other/points", json=[{"key": 1}])
-    assert response.status_code == 409
-    assert "not running" in response.json()["detail"]
+    assert response.status_code == 404  # never started (issue 8, item 11)
+    assert "no batch" in response.json()["detail"]
     await client.delete("/batches/p1")
     assert (await client.post("/batches/p1/points", json=[{"key": 1}])).status_code == 409
     assert await nothing_published(redis, settings)
