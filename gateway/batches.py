@@ -32,16 +32,17 @@ import asyncpg
 import msgspec
 from litestar import Response, Router, delete, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, JSONBody
 
 from contracts.batches import BatchRegistry
 from contracts.messages import StartBatch, StopBatch, id_from_key, new_id
 from contracts.settings import Settings
-from gateway import batches_events, batches_points, batches_reads
+from gateway import batches_events, batches_points, batches_reads, idempotency
 from gateway import batches_sql as sql
 from gateway.batches_deps import BatchMetrics, batch_dependencies, outage_handlers
 from gateway.batches_ids import BATCH_ID, BatchId, existing_batch_id, valid_batch_id
 from gateway.fields import MAX_ABS_VALUE, Value
+from gateway.idempotency import IdempotencyKey
 from gateway.problems import ProblemError
 
 __all__ = ["BATCH_ID", "router", "valid_batch_id"]
@@ -132,10 +133,14 @@ async def start_batch(
     batches: NamedDependency[BatchRegistry],
     settings: NamedDependency[Settings],
     batch_metrics: NamedDependency[BatchMetrics],
-    idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response[BatchRun]:
     run_id = _run_id(idempotency_key)
     batch_id = valid_batch_id(data.batch_id) if data.batch_id else run_id[:12]
+    if idempotency_key:  # the same key with another request: 422 (gateway/idempotency.py)
+        await idempotency.bind(
+            batches.redis, settings.stream_prefix, "batches", idempotency_key, data
+        )
     return await _start(
         batch_id, data, run_id, batches, settings, batch_metrics, once=bool(idempotency_key)
     )

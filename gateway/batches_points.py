@@ -23,21 +23,23 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg
 import msgspec
 from litestar import post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, HeaderParameter, RawBody
+from litestar.params import FromPath, RawBody
 
 from contracts.batches import BatchRegistry
 from contracts.messages import Point, RecordPoints, id_from_key, new_id
 from contracts.settings import Settings
 from gateway import batches_sql as sql
+from gateway import idempotency
 from gateway.batches_deps import BatchMetrics, Clock
 from gateway.batches_ids import existing_batch_id
 from gateway.fields import AwareDatetime, Value
+from gateway.idempotency import IdempotencyKey
 from gateway.problems import ProblemError
 
 __all__ = ["PointIn", "PointsAccepted", "parse_points", "push_points"]
@@ -159,7 +161,7 @@ async def push_points(
     clock: NamedDependency[Clock],
     batch_metrics: NamedDependency[BatchMetrics],
     pool: NamedDependency[asyncpg.Pool],
-    idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> PointsAccepted:
     existing_batch_id(batch_id)
     now = clock()
@@ -171,6 +173,11 @@ async def push_points(
         limit = settings.max_points_per_request
         raise ProblemError(bad.status, bad.detail, limit=limit, **extra) from None
     scope = f"points\x00{batch_id}"
+    if idempotency_key:  # the same key with other points: 422 (gateway/idempotency.py)
+        request = msgspec.json.decode(body)
+        await idempotency.bind(
+            batches.redis, settings.stream_prefix, scope, idempotency_key, request
+        )
     message_id = id_from_key(scope, idempotency_key) if idempotency_key else new_id()
     message = RecordPoints(id=message_id, batch_id=batch_id, points=points, received_at=now)
     code, _entry = await batches.push(message, once=idempotency_key is not None)
