@@ -7,6 +7,9 @@
     conveyor dlq replay STREAM [--id ID ...]  put dead letters back on STREAM
 
 Settings come from the environment (REDIS_URL, DATABASE_URL, CONVEYOR_*).
+Bad input (an unknown stream or dead letter, a malformed number) and an
+unreachable Redis, PostgreSQL or gateway end with a message on stderr and a
+non-zero status: 2 for what argparse refuses, 1 for the rest.
 Commands registered by the services' own modules (seed, move, ...) are added
 through `COMMANDS` below.
 """
@@ -23,14 +26,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import httpx
 import msgspec
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from contracts import migrations, streams
 from contracts.delivery import list_dead, replay
 from contracts.settings import Settings
 
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+STREAM_NAMES = tuple(spec.name for spec in streams.ALL)
+REPLAY_AT_MOST = 1000
+# What an unreachable store or gateway raises: one line on stderr, not a traceback.
+UNREACHABLE = (OSError, RedisError, asyncpg.PostgresError, httpx.TransportError)
 
 HOW_TO_START = {
     "redis": 'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" '
@@ -135,9 +144,20 @@ async def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
+    stream = settings.stream_prefix + args.stream
     redis = aioredis.from_url(settings.redis_url)
     try:
-        new_ids = await replay(redis, settings.stream_prefix + args.stream, ids=args.id)
+        if args.id:
+            known = {d.dlq_id for d in await list_dead(redis, stream, count=REPLAY_AT_MOST)}
+            if missing := [i for i in args.id if i not in known]:
+                listed = f"`conveyor dlq list {args.stream}` lists them"
+                print(
+                    f"no dead letter {', '.join(missing)} in {stream}.dlq ({listed}); "
+                    "nothing replayed",
+                    file=sys.stderr,
+                )
+                return 1
+        new_ids = await replay(redis, stream, ids=args.id, count=REPLAY_AT_MOST)
     finally:
         await redis.aclose()
     print(f"replayed {len(new_ids)} dead letter(s) onto {settings.stream_prefix}{args.stream}")
@@ -159,12 +179,12 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("streams", help="streams, groups, pending, lag").set_defaults(run=cmd_streams)
     dlq = sub.add_parser("dlq", help="dead letters").add_subparsers(dest="dlq", required=True)
     ls = dlq.add_parser("list", help="list the dead letters of a stream")
-    ls.add_argument("stream", help="e.g. mover.commands")
-    ls.add_argument("--count", type=int, default=100)
+    _stream_argument(ls)
+    ls.add_argument("--count", type=_positive, default=100, help="at most this many (100)")
     ls.add_argument("--json", action="store_true", help="one JSON array")
     ls.set_defaults(run=cmd_dlq_list)
     rp = dlq.add_parser("replay", help="append dead letters back onto their stream")
-    rp.add_argument("stream", help="e.g. mover.commands")
+    _stream_argument(rp)
     rp.add_argument("--id", action="append", help="a DLQ entry id (repeatable); default all")
     rp.set_defaults(run=cmd_dlq_replay)
     for module in PLUGINS:
@@ -176,10 +196,38 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _stream_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "stream", choices=STREAM_NAMES, metavar="STREAM", help=f"one of {', '.join(STREAM_NAMES)}"
+    )
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     run: Command = args.run
-    return asyncio.run(run(args, Settings.from_env()))
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        print(f"conveyor: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(run(args, settings))
+    except UNREACHABLE as exc:
+        where = settings.redacted()
+        print(f"conveyor {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"  REDIS_URL={where['redis_url']} DATABASE_URL={where['database_url']}; "
+              "`conveyor wait` says which is down", file=sys.stderr)  # fmt: skip
+        return 1
 
 
 if __name__ == "__main__":

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
-from contracts import cli, codec
+from contracts import cli, codec, streams
 from contracts.delivery import dead_letter
 from contracts.messages import StopBatch
 from contracts.settings import Settings
+from tests.support.processes import ROOT, settings_env
 
 pytestmark = pytest.mark.integration
 
@@ -66,3 +71,56 @@ async def test_migrate_is_idempotent(
 ) -> None:
     assert await run(["migrate"], settings) == 0
     assert "(0 applied now)" in capsys.readouterr().out
+
+
+def conveyor(settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
+    """`conveyor ARGV...` as a process, as a person runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "contracts.cli", *argv],
+        cwd=ROOT,
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("verb", ["list", "replay"])
+def test_dlq_of_an_unknown_stream_fails_naming_the_known_ones(
+    settings: Settings, verb: str
+) -> None:
+    done = conveyor(settings, "dlq", verb, "nosuch.stream")
+    assert done.returncode != 0
+    assert "nosuch.stream" in done.stderr
+    for spec in streams.ALL:
+        assert spec.name in done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["dlq", "list", "mover.commands", "--count", "0"],
+        ["dlq", "list", "mover.commands", "--count", "many"],
+        ["dlq", "replay", "mover.commands", "--id", "1-1"],  # no such dead letter
+        ["dlq"],
+        ["nosuch"],
+        ["move", "--source", "a", "--target", "b", "--ids", "1,x"],
+        ["slowdb", "maybe"],
+        ["wait", "--timeout", "soon"],
+    ],
+)
+def test_bad_input_exits_non_zero_with_a_message(settings: Settings, argv: list[str]) -> None:
+    done = conveyor(settings, *argv)
+    assert done.returncode != 0, done.stdout
+    assert done.stderr.strip()
+    assert "Traceback" not in done.stderr
+
+
+def test_unreachable_redis_is_one_message_not_a_traceback(settings: Settings) -> None:
+    closed = msgspec.structs.replace(settings, redis_url="redis://127.0.0.1:1/0")
+    done = conveyor(closed, "dlq", "list", "mover.commands")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "redis://127.0.0.1:1/0" in done.stderr
