@@ -18,6 +18,8 @@ of gateway and ingest processes:
   with the running ids; else HSET both hashes and XADD StartBatch in one step.
   50 concurrent starts over several gateways admit exactly `limit`.
 - **Stop** (`stop`): compare-and-delete of the run, plus XADD StopBatch.
+- **Drop** (`drop`): compare-and-delete of a run whose StartBatch was dead-lettered
+  (ingest then says so with BatchStopped; no StopBatch, which would say "stopped").
 - **Push** (`push`): XADD RecordPoints only while the batch runs (and once per
   Idempotency-Key), so nothing enters a stopped batch.
 - **One producer per batch** (`acquire`/`renew`/`release`): SET NX PX of the lease,
@@ -68,6 +70,13 @@ redis.call('XADD', KEYS[3], '*', ARGV[3], ARGV[4])
 return 1
 """
 
+_DROP = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+"""
+
 _PUSH = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return {0, ''} end
 if ARGV[4] ~= '0' then
@@ -108,6 +117,9 @@ return 0
 """
 
 IDEMPOTENCY_TTL_S = 86_400
+# How BatchStopped.reason begins when a run ended because its command could not be
+# applied (dead-lettered; ingest/lifecycle.py): the API shows such a run `failed`.
+FAILED_REASON = "failed: "
 # The largest |value| of a point (the gateway's gateway.fields.MAX_ABS_VALUE, which a
 # unit test keeps equal): producers clamp their draws to it, so generated points fit
 # the same bounds as pushed ones and every minute's sum stays representable.
@@ -154,6 +166,7 @@ class BatchRegistry:
             for name, src in {
                 "admit": _ADMIT,
                 "stop": _STOP,
+                "drop": _DROP,
                 "push": _PUSH,
                 "emit": _EMIT,
                 "acquire": _ACQUIRE,
@@ -188,6 +201,11 @@ class BatchRegistry:
         keys = [self.running_key, self.starts_key, self.commands]
         args = [stop.batch_id, stop.run_id, DATA_FIELD, encode(stop)]
         return bool(await self._run("stop", keys, args))
+
+    async def drop(self, batch_id: str, run_id: str) -> bool:
+        """Remove `run_id` if it is still the batch's admitted run (no StopBatch sent)."""
+        keys = [self.running_key, self.starts_key]
+        return bool(await self._run("drop", keys, [batch_id, run_id]))
 
     async def run_of(self, batch_id: str) -> str | None:
         run = await self.redis.hget(self.running_key, batch_id)

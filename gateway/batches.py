@@ -41,7 +41,7 @@ from gateway import batches_events, batches_points, batches_reads, idempotency
 from gateway import batches_sql as sql
 from gateway.batches_deps import BatchMetrics, batch_dependencies, outage_handlers
 from gateway.batches_ids import BATCH_ID, BatchId, existing_batch_id, valid_batch_id
-from gateway.fields import MAX_ABS_VALUE, Value
+from gateway.fields import BOUNDS_AS_422, MAX_ABS_VALUE, Value
 from gateway.idempotency import IdempotencyKey
 from gateway.problems import ProblemError
 
@@ -196,7 +196,7 @@ router = Router(
     path="/",
     tags=["batches"],
     dependencies=batch_dependencies(),
-    exception_handlers=outage_handlers(),
+    exception_handlers={**outage_handlers(), **BOUNDS_AS_422},
     route_handlers=[
         start_batch,
         put_batch,

@@ -28,7 +28,7 @@ from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from contracts.batches import BatchRegistry
+from contracts.batches import FAILED_REASON, BatchRegistry
 from contracts.minutes import MINUTE, closes_at, floor_minute, last_whole_minute, minutes
 from contracts.settings import Settings
 from gateway import batches_sql as sql
@@ -44,7 +44,7 @@ MAX_PAGE = 100
 
 class BatchView(msgspec.Struct, kw_only=True):
     batch_id: str
-    status: str  # running | stopped
+    status: str  # running | stopped | failed (its command could not be applied: `reason`)
     run_id: str
     started_at: datetime | None
     stopped_at: datetime | None = None
@@ -54,6 +54,7 @@ class BatchView(msgspec.Struct, kw_only=True):
     distribution: str | None = None
     points: int = 0  # stored: aggregated on time + late
     late_points: int = 0
+    reason: str | None = None  # why the latest run ended (stopped, or failed: why)
 
 
 class BatchPage(msgspec.Struct):
@@ -92,11 +93,17 @@ class Stats(msgspec.Struct, kw_only=True):
     jobs: dict[str, int]
 
 
+def _status(row: asyncpg.Record, running: dict[str, str]) -> str:
+    if running.get(row["batch_id"]) == row["run_id"]:
+        return "running"
+    return "failed" if (row["stop_reason"] or "").startswith(FAILED_REASON) else "stopped"
+
+
 def _view(row: asyncpg.Record, running: dict[str, str]) -> BatchView:
     late = int(row["late"])
     return BatchView(
         batch_id=row["batch_id"],
-        status="running" if running.get(row["batch_id"]) == row["run_id"] else "stopped",
+        status=_status(row, running),
         run_id=row["run_id"],
         started_at=row["started_at"],
         stopped_at=row["stopped_at"],
@@ -106,6 +113,7 @@ def _view(row: asyncpg.Record, running: dict[str, str]) -> BatchView:
         distribution=row["distribution"],
         points=int(row["aggregated"]) + late,
         late_points=late,
+        reason=row["stop_reason"],
     )
 
 

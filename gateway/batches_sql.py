@@ -18,7 +18,7 @@ ORDER BY started_at DESC NULLS LAST LIMIT 1
 """
 
 _BATCHES = """
-SELECT r.batch_id, r.run_id, r.started_at, r.stopped_at, r.rate, r.distribution,
+SELECT r.batch_id, r.run_id, r.started_at, r.stopped_at, r.rate, r.distribution, r.stop_reason,
        f.first_started_at, f.runs,
        coalesce((SELECT sum(m.count) FROM minute_aggregates m
                  WHERE m.batch_id = r.batch_id), 0)::bigint AS aggregated,

@@ -43,6 +43,7 @@ def register(service: Service) -> Supervisor:
         streams.INGEST,
         lifecycle.handle,
         after_commit=lifecycle.after_commit,
+        on_dead_letter=lifecycle.on_dead_letter,  # a batch whose command fails, fails
     )
     delivery.consume(
         streams.INGEST_POINTS,

@@ -107,15 +107,17 @@ async def test_unknown_batch_is_404_problem(client: httpx.AsyncClient) -> None:
         assert response.headers["content-type"] == "application/problem+json"
 
 
-async def test_bad_start_options_are_400_problems(client: httpx.AsyncClient) -> None:
-    for body in ({"rate": -1}, {"distribution": "zipf"}, {"nope": 1}):
+async def test_bad_start_options_are_400_or_422_problems(client: httpx.AsyncClient) -> None:
+    for body in ({"distribution": "zipf"}, {"nope": 1}, {"rate": "fast"}):
         response = await client.put("/batches/b2", json=body)
         assert response.status_code == 400, (body, response.text)
         assert response.headers["content-type"] == "application/problem+json"
-    # Well-formed but inconsistent: 422 naming the field (issue 8).
-    response = await client.put("/batches/b2", json={"low": 5, "high": 1})
-    assert response.status_code == 422, response.text
-    assert response.json()["errors"][0]["key"] == "low"
+    # Well-formed but out of bounds or inconsistent: 422 naming the field (issue 8).
+    for body, field in (({"rate": -1}, "rate"), ({"low": 5, "high": 1}, "low")):
+        response = await client.put("/batches/b2", json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert [e["key"] for e in response.json()["errors"]] == [field]
     assert (await client.put("/batches/bad id!", json={})).status_code in (400, 404)
 
 
