@@ -171,3 +171,17 @@ async def test_blank_and_duplicate_list_names_are_refused(client: httpx.AsyncCli
     seeded = refused(await client.post("/collections", json={"name": "my list"}), "My List", 409)
     assert seeded["existing"]["id"] == MY_LIST
     assert (await client.get("/collections")).json()["total"] == 4
+
+
+async def test_seeding_again_keeps_one_list_per_name(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    await new_list(client, "Prospects")
+    async with pool.acquire() as conn:
+        counts = await seed.seed(conn, companies=300, my_list=100, liked=10, ignore=20)
+    assert counts == {
+        "Companies to Ignore": 20,
+        "Liked Companies": 10,
+        "My List": 100,
+        "Prospects": 0,
+    }
