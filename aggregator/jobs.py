@@ -1,4 +1,9 @@
-"""The jobs projection: `jobs.events` → the `jobs` table the gateway reads."""
+"""The jobs projection: `jobs.events` → the `jobs` table the gateway reads.
+
+Order-insensitive (see aggregator/jobs_sql.py): each event says which status it
+stands for in which attempt, and the row keeps the furthest one. An event for a job
+whose row is not there yet (its JobQueued not applied yet) is retried later.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,29 @@ from prometheus_client import Counter
 from aggregator import jobs_sql as sql
 from contracts import streams
 from contracts.db import DbConnection
+from contracts.jobs import FINISHED
 from contracts.messages import (
     JobCancelled,
     JobCompleted,
     JobFailed,
     JobProgressed,
     JobQueued,
+    JobScheduled,
     JobStarted,
     Message,
 )
 from contracts.service import Service
+
+JobChange = JobScheduled | JobStarted | JobProgressed | JobCompleted | JobFailed | JobCancelled
+# What each event says about the job's status (a progress report means it runs).
+STATUS_OF: dict[type[Message], str] = {
+    JobScheduled: "scheduled",
+    JobStarted: "running",
+    JobProgressed: "running",
+    JobCompleted: "completed",
+    JobFailed: "failed",
+    JobCancelled: "cancelled",
+}
 
 
 class JobsProjection:
@@ -29,25 +47,27 @@ class JobsProjection:
         )
 
     async def apply(self, event: Message, conn: DbConnection) -> None:
+        entry_id = await sql.applied_entry(conn=conn, group=streams.AGGREGATOR, message_id=event.id)
         match event:
             case JobQueued():
-                await sql.insert_queued(conn=conn, event=event)
-            case JobStarted():
-                await sql.started(
-                    conn=conn, job_id=event.job_id, attempt=event.attempt, counts=event.counts
-                )
-            case JobProgressed():
-                await sql.progressed(conn=conn, job_id=event.job_id, counts=event.counts)
-            case JobCompleted() | JobFailed() | JobCancelled():
-                status = {JobCompleted: "completed", JobFailed: "failed"}.get(
-                    type(event), "cancelled"
-                )
-                error = event.error if isinstance(event, JobFailed) else None
-                row = await sql.finished(
-                    conn=conn, job_id=event.job_id, status=status, counts=event.counts, error=error
-                )
-                if row is not None:
-                    self.outcomes.labels(row["kind"], status).inc()
+                await sql.insert_queued(conn=conn, event=event, entry_id=entry_id)
+            case (
+                JobScheduled() | JobStarted() | JobProgressed() | JobCompleted() | JobFailed()
+                | JobCancelled()
+            ):  # fmt: skip
+                await self._change(event, conn, entry_id)
+
+    async def _change(self, event: JobChange, conn: DbConnection, entry_id: str | None) -> None:
+        status = STATUS_OF[type(event)]
+        row = await sql.apply_event(
+            conn=conn, job_id=event.job_id, attempt=event.attempt, status=status,
+            counts=event.counts, at=event.at, entry_id=entry_id,
+            error=event.error if isinstance(event, JobFailed) else None,
+        )  # fmt: skip
+        if row is None:
+            raise LookupError(f"job {event.job_id} has no row yet; {type(event).__name__} later")
+        if row["moves"] and status in FINISHED:
+            self.outcomes.labels(row["kind"], status).inc()
 
 
 def register_jobs(service: Service) -> None:

@@ -1,61 +1,95 @@
-"""The jobs projection's SQL; each function takes the connection as `conn=`."""
+"""The jobs projection's SQL; each function takes the connection as `conn=`.
+
+Events are applied in any order (reclaim and redelivery reorder them), so every
+statement compares instead of overwriting: an event of a newer attempt starts that
+attempt; within an attempt the status only moves forward (contracts/jobs.py); counts
+only grow; `feed_from` only moves to a later jobs.events entry.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import asyncpg
 import msgspec
 
 from contracts.db import DbConnection
+from contracts.jobs import STATUSES
 from contracts.messages import Counts, JobQueued
 
-RETURNING = "RETURNING kind, status"
+_STATUSES = list(STATUSES)
+_FINAL_RANK = len(_STATUSES) - 2  # array_position is 1-based; the final three rank alike
+_LATER = "string_to_array({a}, '-')::numeric[] > string_to_array({b}, '-')::numeric[]"
 
 
-async def insert_queued(*, conn: DbConnection, event: JobQueued) -> None:
+async def insert_queued(*, conn: DbConnection, event: JobQueued, entry_id: str | None) -> None:
     """The gateway usually inserted this row already; this covers the case it could not."""
     await conn.execute(
         """INSERT INTO jobs (id, kind, status, priority, max_attempts, not_before, source,
-               target, params, created_at)
-           VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9)
+               target, params, created_at, feed_from)
+           VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, coalesce($10, '0-0'))
            ON CONFLICT (id) DO NOTHING""",
         event.job_id, event.kind, event.priority, event.max_attempts, event.not_before,
         event.source, event.target, msgspec.json.encode(event.params).decode(), event.at,
+        entry_id,
     )  # fmt: skip
 
 
-async def started(*, conn: DbConnection, job_id: str, attempt: int, counts: Counts) -> None:
-    await conn.execute(
-        """UPDATE jobs SET status = 'running', attempts = greatest(attempts, $2),
-               total = $3, done = $4, added = $5, already_present = $6, removed = $7,
-               error = NULL, finished_at = NULL, started_at = coalesce(started_at, now()),
-               updated_at = now()
-           WHERE id = $1""",
-        job_id, attempt, counts.total, counts.done, counts.added, counts.already_present,
-        counts.removed,
-    )  # fmt: skip
+_APPLY = f"""
+WITH cur AS (
+    SELECT id, attempts,
+           least(array_position($11::text[], status), {_FINAL_RANK}) AS rank
+    FROM jobs WHERE id = $1 FOR UPDATE),
+ev AS (
+    SELECT id, coalesce(nullif($2::int, 0), attempts) AS attempt,
+           least(array_position($11::text[], $3::text), {_FINAL_RANK}) AS rank,
+           attempts AS cur_attempt, rank AS cur_rank
+    FROM cur),
+step AS (
+    SELECT *, attempt > cur_attempt OR (attempt = cur_attempt AND rank > cur_rank) AS moves
+    FROM ev)
+UPDATE jobs j SET
+    status = CASE WHEN s.moves THEN $3 ELSE j.status END,
+    attempts = greatest(j.attempts, s.attempt),
+    error = CASE WHEN s.moves THEN $4 ELSE j.error END,
+    started_at = CASE WHEN s.rank >= 3 THEN coalesce(j.started_at, $12) ELSE j.started_at END,
+    finished_at = CASE WHEN NOT s.moves THEN j.finished_at
+                       WHEN s.rank = {_FINAL_RANK} THEN $12 END,
+    total = CASE WHEN $5 > 0 OR s.rank = {_FINAL_RANK} THEN greatest(j.total, $5) ELSE j.total END,
+    done = greatest(j.done, $6), added = greatest(j.added, $7),
+    already_present = greatest(j.already_present, $8), removed = greatest(j.removed, $9),
+    feed_from = CASE WHEN $10::text IS NOT NULL AND {_LATER.format(a="$10", b="j.feed_from")}
+                     THEN $10 ELSE j.feed_from END,
+    updated_at = now()
+FROM step s WHERE j.id = s.id
+RETURNING j.kind, j.status, s.moves"""
 
 
-async def progressed(*, conn: DbConnection, job_id: str, counts: Counts) -> None:
-    """Counts only grow; a progress event that arrives after a newer one changes nothing."""
-    await conn.execute(
-        """UPDATE jobs SET done = greatest(done, $2), added = greatest(added, $3),
-               already_present = greatest(already_present, $4),
-               removed = greatest(removed, $5), total = coalesce(total, $6),
-               status = CASE WHEN status = 'queued' THEN 'running' ELSE status END,
-               updated_at = now()
-           WHERE id = $1""",
-        job_id, counts.done, counts.added, counts.already_present, counts.removed, counts.total,
-    )  # fmt: skip
-
-
-async def finished(
-    *, conn: DbConnection, job_id: str, status: str, counts: Counts, error: str | None
+async def apply_event(
+    *,
+    conn: DbConnection,
+    job_id: str,
+    attempt: int,
+    status: str,
+    counts: Counts,
+    at: datetime,
+    error: str | None = None,
+    entry_id: str | None = None,
 ) -> asyncpg.Record | None:
+    """Apply one job event that says the job is `status` in `attempt` (0: its current one);
+    the row's kind, status and whether the status moved, or None if there is no row yet."""
+    c = counts
     return await conn.fetchrow(
-        f"""UPDATE jobs SET status = $2, error = $3, total = $4, done = greatest(done, $5),
-               added = greatest(added, $6), already_present = greatest(already_present, $7),
-               removed = greatest(removed, $8), finished_at = now(), updated_at = now()
-           WHERE id = $1 {RETURNING}""",
-        job_id, status, error, counts.total, counts.done, counts.added, counts.already_present,
-        counts.removed,
+        _APPLY, job_id, attempt, status, error, c.total, c.done, c.added, c.already_present,
+        c.removed, entry_id, _STATUSES, at,
     )  # fmt: skip
+
+
+async def applied_entry(*, conn: DbConnection, group: str, message_id: str) -> str | None:
+    """The stream entry id this group is applying `message_id` from (recorded by the
+    delivery rules in this same transaction, contracts/delivery/idempotency.py)."""
+    entry: str | None = await conn.fetchval(
+        "SELECT entry_id FROM applied_messages WHERE consumer_group = $1 AND message_id = $2",
+        group, message_id,
+    )  # fmt: skip
+    return entry

@@ -85,11 +85,20 @@ class StartJob(Message, frozen=True, kw_only=True):
 
 
 class CancelJob(Message, frozen=True, kw_only=True):
+    """Cancel a job; one the mover has not planned yet is remembered as cancelled, so
+    its MoveCompanies, when it comes, plans nothing."""
+
     job_id: str
 
 
 class RetryJob(Message, frozen=True, kw_only=True):
+    """Run a failed or cancelled job again, as a new attempt. A job whose MoveCompanies
+    was never planned is planned from the command the mover kept, or else from `move`."""
+
     job_id: str
+    # The job's command as the gateway recorded it: plans a job the mover never planned
+    # (its MoveCompanies lost, dead-lettered, or cancelled before it came).
+    move: MoveCompanies | None = None
 
 
 # --- jobs: events -------------------------------------------------------------
@@ -116,6 +125,20 @@ class JobQueued(Message, frozen=True, kw_only=True):
     target: str | None = None
 
 
+# Every job event after JobQueued names the attempt (run) it belongs to, from 1;
+# `attempt` 0 (events of producers older than the field) means "the job's current one".
+# Projections compare it: see contracts/jobs.py.
+
+
+class JobScheduled(Message, frozen=True, kw_only=True):
+    """Planned, and waiting for its `not_before` (a StartJob will start it)."""
+
+    job_id: str
+    attempt: int = 0
+    not_before: datetime | None = None
+    counts: Counts = Counts()
+
+
 class JobStarted(Message, frozen=True, kw_only=True):
     job_id: str
     attempt: int
@@ -125,11 +148,13 @@ class JobStarted(Message, frozen=True, kw_only=True):
 class JobProgressed(Message, frozen=True, kw_only=True):
     job_id: str
     counts: Counts = Counts()
+    attempt: int = 0
 
 
 class JobCompleted(Message, frozen=True, kw_only=True):
     job_id: str
     counts: Counts = Counts()
+    attempt: int = 0
 
 
 class JobFailed(Message, frozen=True, kw_only=True):
@@ -142,6 +167,7 @@ class JobFailed(Message, frozen=True, kw_only=True):
 class JobCancelled(Message, frozen=True, kw_only=True):
     job_id: str
     counts: Counts = Counts()
+    attempt: int = 0
 
 
 # --- batches: commands and events ---------------------------------------------
@@ -234,7 +260,9 @@ class MinuteClosed(Message, frozen=True, kw_only=True):
 
 MoverCommand = MoveCompanies | StartJob | CancelJob | RetryJob
 ChunkCommand = ApplyChunk
-JobEvent = JobQueued | JobStarted | JobProgressed | JobCompleted | JobFailed | JobCancelled
+JobEvent = (
+    JobQueued | JobScheduled | JobStarted | JobProgressed | JobCompleted | JobFailed | JobCancelled
+)
 IngestCommand = StartBatch | StopBatch
 PointsCommand = RecordPoints
 PointsEvent = PointsRecorded

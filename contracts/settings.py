@@ -59,6 +59,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     mover_max_pages_per_chunk: int = 250
     mover_express_rows: int = 1_000
     mover_progress_interval_ms: int = 100
+    # The job row is an outbox (gateway/jobs_outbox.py): a move still `queued` this long
+    # after it was accepted, whose command is no longer waiting in mover.commands, has
+    # its MoveCompanies published again (same id; the mover applies it once).
+    job_replan_after_s: float = 30.0
     # Gateway limits: company ids in one request, rows in one page of a listing.
     max_ids_per_request: int = 10_000
     max_page_size: int = 500

@@ -18,7 +18,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
 from contracts.settings import Settings
-from gateway import auth, batches, catalog, events, health, jobs, moves
+from gateway import auth, batches, catalog, events, health, jobs, jobs_outbox, moves
 from gateway.auth import Door, FrontDoor
 from gateway.keys import Keys
 from gateway.metrics import MetricsController, RegistryPrometheusConfig, new_registry
@@ -62,7 +62,8 @@ def create_app(
             auth.create_ticket,  # POST /auth/tickets (gateway/auth.py)
             *extra_route_handlers,
         ],
-        lifespan=[lifespan(settings)],
+        # resources first; the jobs outbox sweep (gateway/jobs_outbox.py) uses them
+        lifespan=[lifespan(settings), jobs_outbox.outbox(settings)],
         state=State({"settings": settings, "metrics_registry": registry}),
         dependencies=dependencies(),
         middleware=[

@@ -3,16 +3,24 @@
 GET  /jobs                 ?status=&kind=&collection=&sort=&offset=&limit=
 GET  /jobs/stats           counts by status and by kind
 GET  /jobs/{id}
-POST /jobs/{id}/cancel     queued or running -> 202; finished -> 409
+POST /jobs/{id}/cancel     queued, scheduled or running -> 202; finished -> 409
 POST /jobs/{id}/retry      failed or cancelled -> 202; otherwise 409
-GET  /jobs/{id}/events     SSE: a `snapshot` of the job, then its events from
-                           jobs.events (ids are stream entry ids; Last-Event-ID resumes)
+GET  /jobs/{id}/events     SSE: a `snapshot` of the job, then its events after it
+
+Statuses (contracts/jobs.py): queued, scheduled, running, completed, failed, cancelled.
+
+The feed of one job: the `snapshot` is the job's row, which records the jobs.events
+entry id of the newest event applied to it (`feed_from`); the snapshot carries that
+id, and the feed goes on with the job's events after it (after `Last-Event-ID`
+instead, when the client sends one). The stream ends after the job's final event
+(JobCompleted, JobFailed or JobCancelled of its current attempt), or right after the
+snapshot when the job is final already and the client has missed nothing.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
@@ -26,17 +34,18 @@ from litestar.response import ServerSentEvent
 from redis.asyncio import Redis
 
 from contracts import codec, streams
+from contracts.jobs import ACTIVE, FINISHED, RETRYABLE, STATUSES, JobStatus
 from contracts.messages import CancelJob, Message, RetryJob, new_id
 from contracts.settings import Settings
 from gateway import jobs_sql as sql
 from gateway.feeds import FeedEvent, Feeds
+from gateway.jobs_outbox import move_command
 from gateway.paging import Limit, Offset, Page
 from gateway.problems import ProblemError
 from gateway.sse import sse
 
-Status = Literal["queued", "running", "completed", "failed", "cancelled"]
 Sort = Literal["created_at", "-created_at", "priority", "-priority", "status"]
-FINISHED = ("completed", "failed", "cancelled")
+FINAL_EVENTS = ("JobCompleted", "JobFailed", "JobCancelled")
 
 
 class Links(msgspec.Struct):
@@ -89,7 +98,7 @@ async def find(pool: asyncpg.Pool, job_id: str) -> asyncpg.Record:
 @get("/jobs", summary="Jobs, filtered and sorted, with the total")
 async def list_jobs(
     pool: NamedDependency[asyncpg.Pool],
-    status: FromQuery[Status | None] = None,
+    status: FromQuery[JobStatus | None] = None,
     kind: Annotated[str | None, QueryParameter(max_length=50)] = None,
     collection: FromQuery[uuid.UUID | None] = None,
     sort: FromQuery[Sort] = "-created_at",
@@ -105,7 +114,7 @@ async def list_jobs(
 
 @get("/jobs/stats", summary="How many jobs, by status and by kind")
 async def job_stats(pool: NamedDependency[asyncpg.Pool]) -> JobStats:
-    by_status = dict.fromkeys(("queued", "running", "completed", "failed", "cancelled"), 0)
+    by_status: dict[str, int] = dict.fromkeys(STATUSES, 0)
     by_kind: dict[str, dict[str, int]] = {}
     for row in await sql.stats(conn=pool):
         by_status[row["status"]] += row["n"]
@@ -126,7 +135,7 @@ async def _command(
     return Response(view(await find(pool, job_id)), status_code=HTTPStatus.ACCEPTED)
 
 
-@post("/jobs/{job_id:str}/cancel", summary="Cancel a queued or running job")
+@post("/jobs/{job_id:str}/cancel", summary="Cancel a queued, scheduled or running job")
 async def cancel_job(
     pool: NamedDependency[asyncpg.Pool],
     redis: NamedDependency[Redis],
@@ -134,7 +143,7 @@ async def cancel_job(
     job_id: FromPath[str],
 ) -> Response[JobView]:
     job = await find(pool, job_id)
-    if job["status"] in FINISHED:
+    if job["status"] not in ACTIVE:
         raise ProblemError(HTTPStatus.CONFLICT, f"job {job_id} is {job['status']} already")
     return await _command(pool, redis, settings, job_id, CancelJob(id=new_id(), job_id=job_id))
 
@@ -147,15 +156,17 @@ async def retry_job(
     job_id: FromPath[str],
 ) -> Response[JobView]:
     job = await find(pool, job_id)
-    if job["status"] not in ("failed", "cancelled"):
+    if job["status"] not in RETRYABLE:
         raise ProblemError(
             HTTPStatus.CONFLICT, f"job {job_id} is {job['status']}; only failed or cancelled "
             "jobs can be retried",
         )  # fmt: skip
-    return await _command(pool, redis, settings, job_id, RetryJob(id=new_id(), job_id=job_id))
+    fields = await sql.move_fields(conn=pool, job_id=job_id)
+    retry = RetryJob(id=new_id(), job_id=job_id, move=move_command(fields) if fields else None)
+    return await _command(pool, redis, settings, job_id, retry)
 
 
-@get("/jobs/{job_id:str}/events", summary="Follow a job (SSE)")
+@get("/jobs/{job_id:str}/events", summary="Follow a job (SSE) until its final event")
 async def job_events(
     request: Request[Any, Any, Any],
     pool: NamedDependency[asyncpg.Pool],
@@ -163,17 +174,60 @@ async def job_events(
     job_id: FromPath[str],
 ) -> ServerSentEvent:
     job = await find(pool, job_id)
-    after = request.headers.get("last-event-id") or job["feed_from"]
+    resume = request.headers.get("last-event-id") or None
+    if resume is not None and not _valid(resume):
+        raise ProblemError(HTTPStatus.BAD_REQUEST, f"Last-Event-ID {resume!r} is not an event id")
+    after = resume or job["feed_from"]
+    snapshot = FeedEvent(after, "snapshot", msgspec.json.encode(view(job)))
+    final = job["status"] in FINISHED
+    if final and (resume is None or not _later(job["feed_from"], resume)):
+        return sse(_only(snapshot))
     feed = feeds.get(streams.JOBS_EVENTS)
     events = await feed.subscribe(match=lambda m: getattr(m, "job_id", None) == job_id, after=after)
-    snapshot = FeedEvent("", "snapshot", msgspec.json.encode(view(job)))
-    return sse(_prepend(snapshot, events))
+    until = job["feed_from"] if final else None
+    return sse(_follow(snapshot, events, attempt=job["attempts"], until=until))
 
 
-async def _prepend(first: FeedEvent, rest: AsyncIterator[FeedEvent]) -> AsyncIterator[FeedEvent]:
-    yield first
-    async for event in rest:
-        yield event
+class _Attempt(msgspec.Struct):
+    attempt: int = 0
+
+
+async def _follow(
+    snapshot: FeedEvent, events: AsyncGenerator[FeedEvent, None], *, attempt: int, until: str | None
+) -> AsyncIterator[FeedEvent]:
+    """The snapshot, then the events until the job's final one: one of its attempt
+    `attempt` or later, or (a job final already) the newest one its row had applied."""
+    try:
+        yield snapshot
+        async for event in events:
+            yield event
+            if until is not None and event.id and not _later(until, event.id):
+                return
+            if event.event in FINAL_EVENTS:
+                ended = msgspec.json.decode(event.data, type=_Attempt).attempt
+                if ended == 0 or ended >= attempt:
+                    return
+    finally:
+        await events.aclose()
+
+
+async def _only(event: FeedEvent) -> AsyncIterator[FeedEvent]:
+    yield event
+
+
+def _later(a: str, b: str) -> bool:
+    """Whether stream entry id `a` comes after `b`."""
+    return _entry(a) > _entry(b)
+
+
+def _valid(entry_id: str) -> bool:
+    ms, _, seq = entry_id.partition("-")
+    return ms.isdigit() and (seq or "0").isdigit() and len(entry_id) <= 41
+
+
+def _entry(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return (int(ms), int(seq or 0)) if _valid(entry_id) else (0, 0)
 
 
 router = Router(

@@ -87,3 +87,25 @@ async def stats(*, conn: Executor) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT kind, status, count(*) AS n FROM jobs GROUP BY kind, status ORDER BY kind, status"
     )
+
+
+async def stale_queued(*, conn: Executor, older_than_s: float, limit: int) -> list[asyncpg.Record]:
+    """Moves accepted more than `older_than_s` ago that the mover has not planned (as far
+    as the projection knows), oldest first."""
+    return await conn.fetch(
+        """SELECT id, kind, priority, max_attempts, not_before, source, target, params
+           FROM jobs
+           WHERE status = 'queued' AND kind IN ('copy', 'move')
+             AND created_at < now() - make_interval(secs => $1)
+           ORDER BY created_at LIMIT $2""",
+        older_than_s, limit,
+    )  # fmt: skip
+
+
+async def move_fields(*, conn: Executor, job_id: str) -> asyncpg.Record | None:
+    """What a move's command is made of (gateway/jobs_outbox.py: move_command)."""
+    return await conn.fetchrow(
+        """SELECT id, kind, priority, max_attempts, not_before, source, target, params
+           FROM jobs WHERE id = $1 AND kind IN ('copy', 'move')""",
+        job_id,
+    )

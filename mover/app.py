@@ -19,14 +19,15 @@ def register(service: Service) -> None:
     mover = Mover(service)
     consume = service.delivery.consume
     consume(
-        streams.MOVER_COMMANDS, streams.MOVER, mover.on_command, after_commit=mover.after_command
-    )
+        streams.MOVER_COMMANDS, streams.MOVER, mover.on_command, after_commit=mover.after_command,
+        on_dead_letter=mover.on_dead_command,
+    )  # fmt: skip
     for spec, workers in (
         (streams.MOVER_CHUNKS, s.mover_concurrency),
         (streams.MOVER_EXPRESS, s.mover_express_concurrency),
     ):
         consume(spec, streams.MOVER, mover.apply, after_commit=mover.after_apply,
-                concurrency=workers, batch=workers)  # fmt: skip
+                on_dead_letter=mover.on_dead_chunk, concurrency=workers, batch=workers)  # fmt: skip
     service.background(mover.schedule_due)
 
 

@@ -17,9 +17,11 @@ import time
 from datetime import UTC, datetime
 
 import asyncpg
+import msgspec
 
 from contracts import codec, streams
-from contracts.db import DbConnection
+from contracts.db import DbConnection, Executor
+from contracts.jobs import FINISHED
 from contracts.messages import (
     ApplyChunk,
     CancelJob,
@@ -28,6 +30,7 @@ from contracts.messages import (
     JobCompleted,
     JobFailed,
     JobProgressed,
+    JobScheduled,
     JobStarted,
     Message,
     MoveCompanies,
@@ -41,6 +44,7 @@ from mover import planning, sql
 
 log = logging.getLogger("conveyor.mover")
 SCHEDULER_INTERVAL_S = 1.0
+_COMMAND = msgspec.json.Decoder(MoveCompanies)
 
 
 def counts(job: asyncpg.Record) -> Counts:
@@ -78,7 +82,7 @@ class Mover:
                     await self._release(conn, job, msg.id, in_flight=self._first_window(job))
             case CancelJob():
                 if await sql.cancel_job(conn=conn, job_id=msg.job_id, by=msg.id) is None:
-                    raise LookupError(f"job {msg.job_id} is not planned yet; retrying later")
+                    await sql.cancel_unplanned(conn=conn, job_id=msg.job_id, by=msg.id)
             case RetryJob():
                 await self._restart(msg, conn)
 
@@ -96,42 +100,62 @@ class Mover:
             )  # fmt: skip
             await self._event(started)
             await self._publish_released(job, msg.id)
+        if (
+            job["status"] == "scheduled"
+            and job["planned"]
+            and isinstance(msg, MoveCompanies | RetryJob)
+        ):
+            scheduled = JobScheduled(
+                id=derived_id(msg.id, "scheduled"), job_id=job_id, attempt=job["run"],
+                not_before=job["not_before"], counts=counts(job),
+            )  # fmt: skip
+            await self._event(scheduled)
         if job["finished_by"] == msg.id:
             await self._finished(job, msg.id)
+        elif isinstance(msg, MoveCompanies) and not job["planned"] and job["status"] in FINISHED:
+            # Ended before it was planned (cancelled, or its command dead-lettered); a
+            # MoveCompanies sent again (the gateway's outbox) gets that end said again.
+            await self._finished(job, job["finished_by"])
 
     async def _plan(self, msg: MoveCompanies, conn: DbConnection) -> None:
-        s = self.settings
-        planned = await sql.plan_job(
-            conn=conn,
-            job_id=msg.job_id,
-            source=msg.source,
-            target=msg.target,
-            mode=msg.mode,
-            priority=msg.priority,
-            max_attempts=msg.max_attempts,
-            not_before=msg.not_before,
-            ids=msg.selection.ids if not msg.selection.all else None,
-            exclude=msg.selection.exclude,
-            page_size=s.mover_page_size,
-        )
-        if planned is None:
-            return
-        pages, total = planned
-        due = msg.not_before is None or msg.not_before <= datetime.now(UTC)
-        status = "completed" if total == 0 else "running" if due else "scheduled"
-        lane = planning.lane(total=total, priority=msg.priority, express_rows=s.mover_express_rows)
-        await sql.set_plan(
-            conn=conn, job_id=msg.job_id, pages=pages, total=total, lane=lane, status=status,
-            by=msg.id,
+        job = await sql.record_command(
+            conn=conn, job_id=msg.job_id, command=codec.encode(msg).decode(),
+            priority=msg.priority, max_attempts=msg.max_attempts, not_before=msg.not_before,
         )  # fmt: skip
-        job = await sql.job(conn=conn, job_id=msg.job_id)
-        assert job is not None
+        if job["planned"] or job["status"] != "scheduled":
+            return  # planned before, or cancelled or failed before it was planned
+        await self._cut(conn, msg, by=msg.id)
+
+    async def _cut(self, conn: DbConnection, msg: MoveCompanies, *, by: str) -> None:
+        """Plan the job of `msg` (its pages, lane and first status), on behalf of `by`."""
+        s = self.settings
+        pages, total = await sql.cut_pages(
+            conn=conn, job_id=msg.job_id, source=msg.source,
+            ids=msg.selection.ids if not msg.selection.all else None,
+            exclude=msg.selection.exclude, page_size=s.mover_page_size,
+        )  # fmt: skip
+        status = planning.first_status(
+            total=total, not_before=msg.not_before, now=datetime.now(UTC)
+        )
+        lane = planning.lane(total=total, priority=msg.priority, express_rows=s.mover_express_rows)
+        job = await sql.set_plan(
+            conn=conn, job_id=msg.job_id, source=msg.source, target=msg.target, mode=msg.mode,
+            pages=pages, total=total, lane=lane, status=status, by=by,
+        )  # fmt: skip
         if status == "running":
-            await self._release(conn, job, msg.id, in_flight=self._first_window(job))
+            await self._release(conn, job, by, in_flight=self._first_window(job))
 
     async def _restart(self, msg: RetryJob, conn: DbConnection) -> None:
         job = await sql.restart_job(conn=conn, job_id=msg.job_id, by=msg.id)
         if job is None:
+            return
+        if not job["planned"]:  # ended before it was planned: plan it now
+            command = _COMMAND.decode(job["command"]) if job["command"] else msg.move
+            if command is not None:
+                await sql.keep_command(
+                    conn=conn, job_id=msg.job_id, command=codec.encode(command).decode()
+                )
+                await self._cut(conn, command, by=msg.id)
             return
         if job["pages_done"] >= job["pages"]:  # nothing left: it completes at once
             await sql.add_progress(
@@ -140,6 +164,37 @@ class Mover:
             )  # fmt: skip
             return
         await self._release(conn, job, msg.id, in_flight=self._first_window(job))
+
+    # --- dead letters: a command or chunk that could not be applied fails its job --------
+
+    async def on_dead_command(self, msg: Message | None, reason: str) -> None:
+        job_id = getattr(msg, "job_id", None)
+        if msg is None or not isinstance(job_id, str):
+            return
+        by = derived_id(msg.id, "dead-lettered")
+        await sql.fail_unapplied(
+            conn=self.service.pool(), job_id=job_id, by=by,
+            error=f"{type(msg).__name__} could not be applied: {reason}",
+            command=codec.encode(msg).decode() if isinstance(msg, MoveCompanies) else None,
+            retry=isinstance(msg, RetryJob),
+        )  # fmt: skip
+        await self._said_dead(self.service.pool(), job_id, by)
+
+    async def on_dead_chunk(self, msg: Message | None, reason: str) -> None:
+        if not isinstance(msg, ApplyChunk):
+            return
+        by = derived_id(msg.id, "dead-lettered")
+        await sql.fail_job(
+            conn=self.service.pool(), job_id=msg.job_id, by=by, run=msg.run,
+            error=f"pages {msg.pages[0]}..{msg.pages[-1]} could not be applied: {reason}",
+        )  # fmt: skip
+        await self._said_dead(self.service.pool(), msg.job_id, by)
+
+    async def _said_dead(self, conn: Executor, job_id: str, by: str) -> None:
+        job = await sql.job(conn=conn, job_id=job_id)
+        if job is not None and job["finished_by"] == by:
+            log.error("job %s failed: %s", job_id, job["error"])
+            await self._finished(job, by)
 
     # --- mover.chunks / mover.express ---------------------------------------------
 
@@ -209,10 +264,10 @@ class Mover:
                 )  # fmt: skip
                 await codec.publish(self.redis, self.lanes[job["lane"]], again)
         elif job["status"] == "running" and await self._progress_due(msg.job_id):
-            await self._event(JobProgressed(id=new_id(), job_id=msg.job_id, counts=counts(job)))
+            await self._event(self._progressed(job))
         elif job["status"] == "cancelled":
             # A chunk that was under way when the job was cancelled stays applied: say so.
-            await self._event(JobProgressed(id=new_id(), job_id=msg.job_id, counts=counts(job)))
+            await self._event(self._progressed(job))
         await self._publish_released(job, msg.id)
 
     async def _attempt_failed(self, msg: ApplyChunk) -> bool:
@@ -270,18 +325,23 @@ class Mover:
             )  # fmt: skip
             await codec.publish(self.redis, self.lanes[job["lane"]], chunk)
 
+    def _progressed(self, job: asyncpg.Record) -> JobProgressed:
+        return JobProgressed(
+            id=new_id(), job_id=job["job_id"], counts=counts(job), attempt=job["run"]
+        )
+
     async def _finished(self, job: asyncpg.Record, by: str) -> None:
-        job_id, event_id = job["job_id"], derived_id(by, job["status"])
+        job_id, event_id, run = job["job_id"], derived_id(by, job["status"]), job["run"]
         event: Message
         if job["status"] == "completed":
-            event = JobCompleted(id=event_id, job_id=job_id, counts=counts(job))
+            event = JobCompleted(id=event_id, job_id=job_id, counts=counts(job), attempt=run)
         elif job["status"] == "failed":
             event = JobFailed(
                 id=event_id, job_id=job_id, error=job["error"] or "failed", attempt=job["run"],
                 counts=counts(job),
             )  # fmt: skip
         elif job["status"] == "cancelled":
-            event = JobCancelled(id=event_id, job_id=job_id, counts=counts(job))
+            event = JobCancelled(id=event_id, job_id=job_id, counts=counts(job), attempt=run)
         else:
             return
         await self._event(event)

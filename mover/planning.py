@@ -19,6 +19,7 @@ are released to workers as *chunks* of one or more pages, a few chunks at a time
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
 
 Lane = Literal["bulk", "express"]
@@ -28,6 +29,17 @@ PROBE_CHUNKS = 2
 
 def lane(*, total: int, priority: int, express_rows: int) -> Lane:
     return "express" if total <= express_rows or priority >= URGENT_PRIORITY else "bulk"
+
+
+def first_status(*, total: int, not_before: datetime | None, now: datetime) -> str:
+    """A freshly planned job: completed (nothing to do), running, or scheduled for later.
+    A `not_before` without an offset is taken as UTC."""
+    if total == 0:
+        return "completed"
+    if not_before is None:
+        return "running"
+    aware = not_before if not_before.tzinfo is not None else not_before.replace(tzinfo=UTC)
+    return "running" if aware <= now else "scheduled"
 
 
 def window(priority: int, base: int) -> int:

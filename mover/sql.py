@@ -8,36 +8,58 @@ import asyncpg
 
 from contracts.db import DbConnection, Executor
 
-JOB_COLUMNS = """job_id, source, target, mode, priority, max_attempts, lane, status, run,
-    pages, pages_done, total, done, added, already_present, removed, row_cost_us, error,
-    started_by, finished_by"""
+JOB_COLUMNS = """job_id, source, target, mode, priority, max_attempts, not_before, lane, status,
+    run, pages, pages_done, total, done, added, already_present, removed, row_cost_us, error,
+    started_by, finished_by, planned, command"""
 
 
-async def plan_job(
+async def record_command(
+    *,
+    conn: DbConnection,
+    job_id: str,
+    command: str,
+    priority: int,
+    max_attempts: int,
+    not_before: datetime | None,
+) -> asyncpg.Record:
+    """Keep the job's MoveCompanies (JSON) on its row, creating the row (scheduled, not
+    planned) unless it exists; a row made by an earlier cancel gets the command's fields.
+    The row, locked."""
+    row = await conn.fetchrow(
+        f"""INSERT INTO move_jobs (job_id, priority, max_attempts, not_before, lane, status,
+               pages, total, planned, command)
+           VALUES ($1, $2, $3, $4, 'bulk', 'scheduled', 0, 0, false, $5)
+           ON CONFLICT (job_id) DO UPDATE SET command = EXCLUDED.command,
+               priority = EXCLUDED.priority, max_attempts = EXCLUDED.max_attempts,
+               not_before = EXCLUDED.not_before
+           WHERE move_jobs.command IS NULL AND NOT move_jobs.planned
+           RETURNING {JOB_COLUMNS}""",
+        job_id, priority, max_attempts, not_before, command,
+    )  # fmt: skip
+    if row is None:  # there, with its command already (or planned before commands were kept)
+        row = await conn.fetchrow(
+            f"SELECT {JOB_COLUMNS} FROM move_jobs WHERE job_id = $1 FOR UPDATE", job_id
+        )
+    assert row is not None
+    return row
+
+
+async def keep_command(*, conn: DbConnection, job_id: str, command: str) -> None:
+    await conn.execute(
+        "UPDATE move_jobs SET command = coalesce(command, $2) WHERE job_id = $1", job_id, command
+    )
+
+
+async def cut_pages(
     *,
     conn: DbConnection,
     job_id: str,
     source: str,
-    target: str,
-    mode: str,
-    priority: int,
-    max_attempts: int,
-    not_before: datetime | None,
     ids: list[int] | None,
     exclude: list[int],
     page_size: int,
-) -> tuple[int, int] | None:
-    """Record the job and cut its sorted company ids into pages; (pages, rows), or
-    None if the job was planned before."""
-    created = await conn.fetchval(
-        """INSERT INTO move_jobs (job_id, source, target, mode, priority, max_attempts,
-               not_before, lane, status, pages, total)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, 'bulk', 'scheduled', 0, 0)
-           ON CONFLICT (job_id) DO NOTHING RETURNING true""",
-        job_id, source, target, mode, priority, max_attempts, not_before,
-    )  # fmt: skip
-    if not created:
-        return None
+) -> tuple[int, int]:
+    """Cut the job's sorted company ids into pages; (pages, rows)."""
     row = await conn.fetchrow(
         """WITH chosen AS (
                SELECT company_id, row_number() OVER (ORDER BY company_id) - 1 AS n
@@ -58,15 +80,28 @@ async def plan_job(
 
 
 async def set_plan(
-    *, conn: DbConnection, job_id: str, pages: int, total: int, lane: str, status: str, by: str
-) -> None:
-    await conn.execute(
-        """UPDATE move_jobs SET pages = $2, total = $3, lane = $4, status = $5,
-               started_by = CASE WHEN $5 = 'scheduled' THEN NULL ELSE $6 END,
-               finished_by = CASE WHEN $5 = 'completed' THEN $6 END, updated_at = now()
-           WHERE job_id = $1""",
-        job_id, pages, total, lane, status, by,
+    *,
+    conn: DbConnection,
+    job_id: str,
+    source: str,
+    target: str,
+    mode: str,
+    pages: int,
+    total: int,
+    lane: str,
+    status: str,
+    by: str,
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        f"""UPDATE move_jobs SET source = $2, target = $3, mode = $4, pages = $5, total = $6,
+               lane = $7, status = $8, planned = true,
+               started_by = CASE WHEN $8 = 'scheduled' THEN NULL ELSE $9 END,
+               finished_by = CASE WHEN $8 = 'completed' THEN $9 END, updated_at = now()
+           WHERE job_id = $1 RETURNING {JOB_COLUMNS}""",
+        job_id, source, target, mode, pages, total, lane, status, by,
     )  # fmt: skip
+    assert row is not None
+    return row
 
 
 async def job(*, conn: Executor, job_id: str) -> asyncpg.Record | None:
@@ -191,12 +226,35 @@ async def add_progress(
     return row
 
 
-async def fail_job(*, conn: DbConnection, job_id: str, error: str, by: str) -> None:
+async def fail_job(
+    *, conn: Executor, job_id: str, error: str, by: str, run: int | None = None
+) -> None:
+    """Fail a running job (only in run `run`, when given)."""
     await conn.execute(
         """UPDATE move_jobs SET status = 'failed', error = $2, finished_by = $3,
                updated_at = now()
-           WHERE job_id = $1 AND status = 'running'""",
-        job_id, error, by,
+           WHERE job_id = $1 AND status = 'running' AND ($4::int IS NULL OR run = $4)""",
+        job_id, error, by, run,
+    )  # fmt: skip
+
+
+async def fail_unapplied(
+    *, conn: Executor, job_id: str, error: str, by: str, command: str | None, retry: bool
+) -> None:
+    """A command for the job could not be applied: fail the job (a job never planned gets
+    a failed row that keeps `command`, for a retry). A final job stays as it is, unless
+    the command was its retry: that attempt failed."""
+    await conn.execute(
+        """INSERT INTO move_jobs (job_id, priority, max_attempts, lane, status, pages, total,
+               planned, command, error, finished_by)
+           VALUES ($1, 3, 3, 'bulk', 'failed', 0, 0, false, $4, $2, $3)
+           ON CONFLICT (job_id) DO UPDATE SET status = 'failed', error = $2, finished_by = $3,
+               command = coalesce(move_jobs.command, $4), updated_at = now(),
+               run = CASE WHEN move_jobs.status IN ('scheduled', 'running')
+                          THEN move_jobs.run ELSE move_jobs.run + 1 END
+           WHERE move_jobs.status IN ('scheduled', 'running')
+              OR ($5 AND move_jobs.finished_by IS DISTINCT FROM $3)""",
+        job_id, error, by, command, retry,
     )  # fmt: skip
 
 
@@ -214,11 +272,24 @@ async def cancel_job(*, conn: DbConnection, job_id: str, by: str) -> str | None:
     return status
 
 
+async def cancel_unplanned(*, conn: DbConnection, job_id: str, by: str) -> None:
+    """Remember a job cancelled before its MoveCompanies came: that command plans nothing."""
+    await conn.execute(
+        """INSERT INTO move_jobs (job_id, priority, max_attempts, lane, status, pages, total,
+               planned, finished_by)
+           VALUES ($1, 3, 3, 'bulk', 'cancelled', 0, 0, false, $2)
+           ON CONFLICT (job_id) DO NOTHING""",
+        job_id, by,
+    )  # fmt: skip
+
+
 async def restart_job(*, conn: DbConnection, job_id: str, by: str) -> asyncpg.Record | None:
-    """Start a failed or cancelled job again (a new run); pending pages get fresh attempts."""
+    """Start a failed or cancelled job again (a new run); pending pages get fresh attempts.
+    A job never planned becomes `scheduled` (not planned): its command plans it."""
     row = await conn.fetchrow(
-        f"""UPDATE move_jobs SET status = 'running', run = run + 1, error = NULL,
-                started_by = $2, finished_by = NULL, updated_at = now()
+        f"""UPDATE move_jobs SET status = CASE WHEN planned THEN 'running' ELSE 'scheduled' END,
+                run = run + 1, error = NULL, started_by = CASE WHEN planned THEN $2 END,
+                finished_by = NULL, updated_at = now()
             WHERE job_id = $1 AND status IN ('failed', 'cancelled') RETURNING {JOB_COLUMNS}""",
         job_id, by,
     )  # fmt: skip
@@ -232,14 +303,15 @@ async def restart_job(*, conn: DbConnection, job_id: str, by: str) -> asyncpg.Re
 async def start_due(*, conn: DbConnection, job_id: str, by: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         f"""UPDATE move_jobs SET status = 'running', started_by = $2, updated_at = now()
-            WHERE job_id = $1 AND status = 'scheduled' RETURNING {JOB_COLUMNS}""",
+            WHERE job_id = $1 AND status = 'scheduled' AND planned RETURNING {JOB_COLUMNS}""",
         job_id, by,
     )  # fmt: skip
 
 
 async def due_jobs(*, conn: Executor, limit: int = 100) -> list[str]:
     rows = await conn.fetch(
-        """SELECT job_id FROM move_jobs WHERE status = 'scheduled' AND not_before <= now()
+        """SELECT job_id FROM move_jobs
+           WHERE status = 'scheduled' AND planned AND not_before <= now()
            ORDER BY not_before LIMIT $1""",
         limit,
     )
