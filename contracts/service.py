@@ -34,7 +34,7 @@ from redis.exceptions import RedisError
 from contracts.db import create_pool
 from contracts.delivery import Delivery, DeliveryMetrics
 from contracts.delivery.idempotency import forget_applied_before
-from contracts.delivery.maintenance import observe, trim
+from contracts.delivery.maintenance import observe, remove_idle_consumers, trim
 from contracts.readiness import OK, health_routes, probe
 from contracts.settings import Settings
 from contracts.tasks import cancel_and_wait
@@ -45,6 +45,9 @@ UPKEEP_INTERVAL_S = 15.0
 # so a replayed dead letter still finds the record of what was applied.
 APPLIED_KEPT_DAYS = 8
 FORGET_INTERVAL_S = 3600.0
+# Upkeep deletes a consumer idle this many claim_idle_ms with nothing pending (a stopped
+# process's; a live one polls every poll_ms, and would come back with its next read).
+STALE_CONSUMER_CLAIMS = 10
 # Connecting at start-up: first retry after this, doubling up to the cap.
 CONNECT_BACKOFF_S = (0.5, 10.0)
 REDIS_CONNECT_TIMEOUT_S = 2.0
@@ -143,22 +146,48 @@ class Service:
         self._background.append(loop)
 
     async def close(self) -> None:
+        """After the broker stopped (nothing reads as this consumer any more)."""
         for task in self._tasks:
             await cancel_and_wait(task)
+        if self.connected:
+            await self._leave_groups()
         if self._pool is not None:
             await self._pool.close()
         await self.redis.aclose()
 
+    async def _leave_groups(self) -> None:
+        """Delete this process's consumer from each group where it holds nothing pending
+        (what it holds stays with it, for XAUTOCLAIM to move to a live consumer)."""
+        me = self.delivery.consumer
+        try:
+            for stream, group in self._pairs():
+                await remove_idle_consumers(self.redis, stream, group, idle_ms=0, only=me)
+        except UNREACHABLE as exc:
+            log.info("%s: consumer %s left in its groups (%s)", self.name, me, exc)
+
+    def _pairs(self) -> list[tuple[str, str]]:
+        return sorted({(s.stream, s.group) for s in self.delivery.subscriptions})
+
+    async def upkeep(self) -> None:
+        """One round of the periodic upkeep (gauges, trimming, stale consumers)."""
+        pairs = self._pairs()
+        await observe(self.redis, pairs, self.metrics)
+        for spec in {s.stream: s.spec for s in self.delivery.subscriptions}.values():
+            await trim(self.redis, spec)
+        bound = STALE_CONSUMER_CLAIMS * self.settings.claim_idle_ms
+        for stream, group in pairs:
+            gone = await remove_idle_consumers(
+                self.redis, stream, group, idle_ms=bound, keep=self.delivery.consumer
+            )
+            if gone:
+                log.info("%s: removed idle consumers %s of %s/%s", self.name, gone, stream, group)
+
     async def _keep_up(self) -> None:
-        pairs = [(s.stream, s.group) for s in self.delivery.subscriptions]
-        specs = {s.stream: s.spec for s in self.delivery.subscriptions}
         forget_at = time.monotonic()
         while True:
             try:
-                await observe(self.redis, pairs, self.metrics)
-                for spec in specs.values():
-                    await trim(self.redis, spec)
-                if specs and time.monotonic() >= forget_at:
+                await self.upkeep()
+                if self.delivery.subscriptions and time.monotonic() >= forget_at:
                     forget_at = time.monotonic() + FORGET_INTERVAL_S
                     await forget_applied_before(self.pool(), days=APPLIED_KEPT_DAYS)
             except Exception as exc:

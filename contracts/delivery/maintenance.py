@@ -1,4 +1,5 @@
-"""Stream upkeep each service runs for the streams it consumes: gauges and safe trimming."""
+"""Stream upkeep each service runs for the streams it consumes: gauges, safe trimming,
+and removing the consumers that stopped processes left behind."""
 
 from __future__ import annotations
 
@@ -62,6 +63,49 @@ async def observe(
             lag = info.get("lag")
             if lag is not None:
                 metrics.lag.labels(stream, group).set(lag)
+
+
+# Atomically, so that no entry is read by a consumer between the check and the delete
+# (XGROUP DELCONSUMER drops the consumer's pending entries, which XAUTOCLAIM needs).
+# ARGV: group, min idle ms, only this consumer ('' for any), never this one.
+_REMOVE_IDLE = """
+local removed = {}
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  local name = f['name']
+  if (ARGV[3] == '' or name == ARGV[3]) and name ~= ARGV[4]
+      and f['pending'] == 0 and f['idle'] >= tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+    removed[#removed + 1] = name
+  end
+end
+return removed
+"""
+
+
+async def remove_idle_consumers(
+    redis: aioredis.Redis,
+    stream: str,
+    group: str,
+    *,
+    idle_ms: int,
+    only: str = "",
+    keep: str = "",
+) -> list[str]:
+    """Delete the group's consumers idle at least `idle_ms` that have no pending entries
+    (all of them, or `only` that one; never `keep`); return their names.
+
+    A consumer with pending entries is never deleted: those entries wait for XAUTOCLAIM.
+    A live consumer deleted while idle comes back with its next read.
+    """
+    try:
+        names = await redis.eval(_REMOVE_IDLE, 1, stream, group, idle_ms, only, keep)
+    except aioredis.ResponseError as exc:
+        if "NOGROUP" in str(exc) or "no such key" in str(exc):
+            return []
+        raise
+    return [_text(n) for n in names]
 
 
 def _text(value: bytes | str) -> str:
