@@ -21,6 +21,7 @@ nothing the second time.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
@@ -29,6 +30,9 @@ import asyncpg
 import msgspec
 from litestar import post
 from litestar.di import NamedDependency
+from litestar.enums import MediaType
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, Schema
+from litestar.openapi.spec.request_body import RequestBody
 from litestar.params import FromPath, RawBody
 
 from contracts.batches import BatchRegistry
@@ -38,7 +42,7 @@ from gateway import batches_sql as sql
 from gateway import idempotency
 from gateway.batches_deps import BatchMetrics, Clock
 from gateway.batches_ids import existing_batch_id
-from gateway.fields import AwareDatetime, Value
+from gateway.fields import MAX_ABS_VALUE, AwareDatetime, Value
 from gateway.idempotency import IdempotencyKey
 from gateway.problems import ProblemError
 
@@ -51,6 +55,42 @@ MAX_ERRORS = 100
 class PointIn(msgspec.Struct, forbid_unknown_fields=True):
     key: Value
     ts: AwareDatetime | None = None
+
+
+# The body is read raw (to name every bad item), so its schema is stated here.
+_POINTS_SCHEMA = Schema(
+    type=OpenAPIType.ARRAY,
+    min_items=1,
+    description="points, at most `max_points_per_request` (413 past it); all or nothing",
+    items=Schema(
+        type=OpenAPIType.OBJECT,
+        required=["key"],
+        additional_properties=False,
+        properties={
+            "key": Schema(
+                type=OpenAPIType.NUMBER,
+                minimum=-MAX_ABS_VALUE,
+                maximum=MAX_ABS_VALUE,
+                description=f"a finite number within ±{MAX_ABS_VALUE:.0e}",
+            ),
+            "ts": Schema(
+                type=OpenAPIType.STRING,
+                format=OpenAPIFormat.DATE_TIME,
+                description="event time with an offset (years 0001..9999 in UTC, at most "
+                f"{MAX_FUTURE} ahead); defaults to the arrival time",
+            ),
+        },
+    ),
+)
+
+
+@dataclass
+class _PushOperation(Operation):
+    """The route's OpenAPI operation, with the raw body's schema."""
+
+    def __post_init__(self) -> None:
+        media = OpenAPIMediaType(schema=_POINTS_SCHEMA)
+        self.request_body = RequestBody(content={MediaType.JSON: media}, required=True)
 
 
 class PointsAccepted(msgspec.Struct):
@@ -152,6 +192,7 @@ def _bad(errors: list[dict[str, Any]], total: int) -> BadPoints:
     "/batches/{batch_id:str}/points",
     status_code=HTTPStatus.ACCEPTED,
     summary="Push points into a running batch (all or nothing)",
+    operation_class=_PushOperation,
 )
 async def push_points(
     batch_id: FromPath[str],

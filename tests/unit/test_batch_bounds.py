@@ -12,9 +12,12 @@ import pytest
 
 from contracts import batches
 from contracts.messages import StartBatch
+from contracts.settings import Settings
 from gateway import fields
+from gateway.app import create_app
 from gateway.batches_points import BadPoints, parse_points
 from ingest.producers import draw
+from tests.support.keys import API_KEYS
 
 pytestmark = pytest.mark.unit
 
@@ -57,3 +60,18 @@ def test_pushed_times_travel_in_utc_and_times_outside_utc_are_named() -> None:
     with pytest.raises(BadPoints) as raised:
         parse_points(bad, now=NOW, limit=10)
     assert [e["index"] for e in raised.value.errors] == [0, 1]
+
+
+def test_the_openapi_schema_states_the_bounds() -> None:
+    schema = create_app(Settings(api_keys=API_KEYS)).openapi_schema.to_schema()
+    push = schema["paths"]["/batches/{batch_id}/points"]["post"]["requestBody"]
+    item = push["content"]["application/json"]["schema"]["items"]
+    assert (item["properties"]["key"]["minimum"], item["properties"]["key"]["maximum"]) == (
+        -fields.MAX_ABS_VALUE,
+        fields.MAX_ABS_VALUE,
+    )
+    options = schema["components"]["schemas"]["StartOptions"]["properties"]
+    for name in ("low", "high", "mean"):
+        assert options[name]["maximum"] == fields.MAX_ABS_VALUE, name
+        assert options[name]["minimum"] == -fields.MAX_ABS_VALUE, name
+    assert (options["stddev"]["minimum"], options["stddev"]["maximum"]) == (0, 1e15)
