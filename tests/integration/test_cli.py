@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -124,3 +125,20 @@ def test_unreachable_redis_is_one_message_not_a_traceback(settings: Settings) ->
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "redis://127.0.0.1:1/0" in done.stderr
+
+
+def test_the_wrapper_works_from_a_fresh_shell(settings: Settings, tmp_path: Path) -> None:
+    """`./conveyor` (the README's form) with no virtualenv and a bare PATH, from elsewhere."""
+    env = {k: v for k, v in settings_env(settings).items() if k != "VIRTUAL_ENV"}
+    env["PATH"] = "/usr/bin:/bin"
+    done = subprocess.run(
+        [str(ROOT / "conveyor"), "dlq", "list", "mover.commands"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"0 dead letter(s) in {settings.stream_prefix}mover.commands.dlq" in done.stdout
