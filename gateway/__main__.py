@@ -12,6 +12,7 @@ shutdown, so streams are ended from the signal, not from there.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -60,7 +61,10 @@ def main() -> None:
         server_header=False,
         log_config=None,
     )
-    Server(config, app).run()
+    # Ctrl-C: uvicorn shuts down, then re-raises SIGINT; `uvicorn.run` swallows the
+    # KeyboardInterrupt that follows, and so does this (no traceback in the log).
+    with contextlib.suppress(KeyboardInterrupt):
+        Server(config, app).run()
 
 
 if __name__ == "__main__":
