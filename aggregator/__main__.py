@@ -1,4 +1,5 @@
-"""`python -m aggregator`: serve the aggregator service (/healthz, /metrics on $AGGREGATOR_PORT)."""
+"""`python -m aggregator`: serve the aggregator service (/healthz, /readyz, /metrics on
+$AGGREGATOR_PORT)."""
 
 from aggregator.app import create_app
 from contracts.run import serve

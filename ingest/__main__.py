@@ -1,4 +1,4 @@
-"""`python -m ingest`: serve the ingest service (/healthz, /metrics on $INGEST_PORT)."""
+"""`python -m ingest`: serve the ingest service (/healthz, /readyz, /metrics on $INGEST_PORT)."""
 
 from contracts.run import serve
 from contracts.settings import Settings

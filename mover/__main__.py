@@ -1,4 +1,4 @@
-"""`python -m mover`: serve the mover service (/healthz, /metrics on $MOVER_PORT)."""
+"""`python -m mover`: serve the mover service (/healthz, /readyz, /metrics on $MOVER_PORT)."""
 
 from contracts.run import serve
 from contracts.settings import Settings
