@@ -11,23 +11,25 @@ from faststream.asgi import AsgiFastStream
 from contracts import streams
 from contracts.service import Service, build_service
 from contracts.settings import Settings
+from mover.dead_letters import DeadLetters
 from mover.handlers import Mover
 
 
 def register(service: Service) -> None:
     s = service.settings
     mover = Mover(service)
+    dead = DeadLetters(mover)
     consume = service.delivery.consume
     consume(
         streams.MOVER_COMMANDS, streams.MOVER, mover.on_command, after_commit=mover.after_command,
-        on_dead_letter=mover.on_dead_command,
+        on_dead_letter=dead.command,
     )  # fmt: skip
     for spec, workers in (
         (streams.MOVER_CHUNKS, s.mover_concurrency),
         (streams.MOVER_EXPRESS, s.mover_express_concurrency),
     ):
         consume(spec, streams.MOVER, mover.apply, after_commit=mover.after_apply,
-                on_dead_letter=mover.on_dead_chunk, concurrency=workers, batch=workers)  # fmt: skip
+                on_dead_letter=dead.chunk, concurrency=workers, batch=workers)  # fmt: skip
     service.background(mover.schedule_due)
 
 

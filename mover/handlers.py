@@ -20,7 +20,7 @@ import asyncpg
 import msgspec
 
 from contracts import codec, streams
-from contracts.db import DbConnection, Executor
+from contracts.db import DbConnection
 from contracts.jobs import FINISHED
 from contracts.messages import (
     ApplyChunk,
@@ -111,11 +111,11 @@ class Mover:
             )  # fmt: skip
             await self._event(scheduled)
         if job["finished_by"] == msg.id:
-            await self._finished(job, msg.id)
+            await self.finished(job, msg.id)
         elif isinstance(msg, MoveCompanies) and not job["planned"] and job["status"] in FINISHED:
             # Ended before it was planned (cancelled, or its command dead-lettered); a
             # MoveCompanies sent again (the gateway's outbox) gets that end said again.
-            await self._finished(job, job["finished_by"])
+            await self.finished(job, job["finished_by"])
 
     async def _plan(self, msg: MoveCompanies, conn: DbConnection) -> None:
         job = await sql.record_command(
@@ -164,37 +164,6 @@ class Mover:
             )  # fmt: skip
             return
         await self._release(conn, job, msg.id, in_flight=self._first_window(job))
-
-    # --- dead letters: a command or chunk that could not be applied fails its job --------
-
-    async def on_dead_command(self, msg: Message | None, reason: str) -> None:
-        job_id = getattr(msg, "job_id", None)
-        if msg is None or not isinstance(job_id, str):
-            return
-        by = derived_id(msg.id, "dead-lettered")
-        await sql.fail_unapplied(
-            conn=self.service.pool(), job_id=job_id, by=by,
-            error=f"{type(msg).__name__} could not be applied: {reason}",
-            command=codec.encode(msg).decode() if isinstance(msg, MoveCompanies) else None,
-            retry=isinstance(msg, RetryJob),
-        )  # fmt: skip
-        await self._said_dead(self.service.pool(), job_id, by)
-
-    async def on_dead_chunk(self, msg: Message | None, reason: str) -> None:
-        if not isinstance(msg, ApplyChunk):
-            return
-        by = derived_id(msg.id, "dead-lettered")
-        await sql.fail_job(
-            conn=self.service.pool(), job_id=msg.job_id, by=by, run=msg.run,
-            error=f"pages {msg.pages[0]}..{msg.pages[-1]} could not be applied: {reason}",
-        )  # fmt: skip
-        await self._said_dead(self.service.pool(), msg.job_id, by)
-
-    async def _said_dead(self, conn: Executor, job_id: str, by: str) -> None:
-        job = await sql.job(conn=conn, job_id=job_id)
-        if job is not None and job["finished_by"] == by:
-            log.error("job %s failed: %s", job_id, job["error"])
-            await self._finished(job, by)
 
     # --- mover.chunks / mover.express ---------------------------------------------
 
@@ -254,7 +223,7 @@ class Mover:
         if job is None:
             return
         if job["finished_by"] == msg.id:
-            await self._finished(job, msg.id)
+            await self.finished(job, msg.id)
         elif await self._attempt_failed(msg) and msg.attempt < job["max_attempts"]:
             if job["status"] == "running" and job["run"] == msg.run:
                 await asyncio.sleep(planning.retry_backoff_s(msg.attempt))
@@ -330,7 +299,7 @@ class Mover:
             id=new_id(), job_id=job["job_id"], counts=counts(job), attempt=job["run"]
         )
 
-    async def _finished(self, job: asyncpg.Record, by: str) -> None:
+    async def finished(self, job: asyncpg.Record, by: str) -> None:
         job_id, event_id, run = job["job_id"], derived_id(by, job["status"]), job["run"]
         event: Message
         if job["status"] == "completed":
