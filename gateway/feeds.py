@@ -82,6 +82,37 @@ class _Subscriber:
     match: Match
     queue: asyncio.Queue[FeedEvent]
     ended: str | None = None
+    released: bool = False
+
+
+class Subscription:
+    """One client's events (an async iterator) from `StreamFeed.subscribe`.
+
+    It is unregistered, and `conveyor_sse_clients` decremented, exactly once: when
+    its events end (`overflow`, `closed`), when it is cancelled while waiting, when it
+    is `aclose()`d (started or not), or, as a last resort, when it is dropped unclosed.
+    """
+
+    def __init__(self, feed: StreamFeed, sub: _Subscriber, after: str | None) -> None:
+        self._feed = feed
+        self._sub = sub
+        self._events = feed._events(sub, after)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> FeedEvent:
+        return await anext(self._events)
+
+    async def aclose(self) -> None:
+        try:
+            await self._events.aclose()
+        finally:
+            self._feed._release(self._sub)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self._feed._release(self._sub)
 
 
 @dataclass(eq=False)
@@ -102,20 +133,27 @@ class StreamFeed:
     def __post_init__(self) -> None:
         self._decoder = self.spec.decoder()
 
-    async def subscribe(
-        self, *, match: Match, after: str | None = None
-    ) -> AsyncGenerator[FeedEvent, None]:
+    async def subscribe(self, *, match: Match, after: str | None = None) -> Subscription:
         """Events matching `match`: the backlog after `after` (if given), then live ones.
 
-        The subscriber is registered (and counted) when this returns; iterate the
-        generator to the end or `aclose()` it to unregister.
+        The subscriber is registered (and counted) when this returns; iterate it to
+        the end or `aclose()` it to unregister (see `Subscription`).
         """
         sub = _Subscriber(match, asyncio.Queue(self.buffer))
         await self._ensure_reader()
         self._subscribers.add(sub)
         if self.clients is not None:
             self.clients.labels(self.spec.name).inc()
-        return self._events(sub, after)
+        return Subscription(self, sub, after)
+
+    def _release(self, sub: _Subscriber) -> None:
+        """Unregister `sub` and uncount it; only the first call does anything."""
+        if sub.released:
+            return
+        sub.released = True
+        self._subscribers.discard(sub)
+        if self.clients is not None:
+            self.clients.labels(self.spec.name).dec()
 
     async def _events(self, sub: _Subscriber, after: str | None) -> AsyncGenerator[FeedEvent, None]:
         match = sub.match
@@ -135,10 +173,8 @@ class StreamFeed:
                     return
                 if event.event == HEARTBEAT or last is None or _id(event.id) > _id(last):
                     yield event
-        finally:
-            self._subscribers.discard(sub)
-            if self.clients is not None:
-                self.clients.labels(self.spec.name).dec()
+        finally:  # synchronous on purpose: it runs even inside a cancelled scope
+            self._release(sub)
 
     async def end(self) -> str:
         """The id of the stream's newest entry ("0-0" if empty): a place to start live."""
@@ -243,9 +279,17 @@ class StreamFeed:
 class Feeds:
     """This process's feeds, one per stream, created on first use."""
 
-    def __init__(self, redis: Redis, prefix: str, registry: CollectorRegistry | None = None):
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        registry: CollectorRegistry | None = None,
+        *,
+        heartbeat_s: float = HEARTBEAT_S,
+    ):
         self.redis = redis
         self.prefix = prefix
+        self.heartbeat_s = heartbeat_s
         self._feeds: dict[str, StreamFeed] = {}
         self.clients = Gauge(
             "conveyor_sse_clients", "Open SSE subscriptions.", ["stream"], registry=registry
@@ -254,7 +298,9 @@ class Feeds:
     def get(self, spec: StreamSpec) -> StreamFeed:
         named = spec.prefixed(self.prefix)
         if named.name not in self._feeds:
-            self._feeds[named.name] = StreamFeed(self.redis, named, clients=self.clients)
+            self._feeds[named.name] = StreamFeed(
+                self.redis, named, clients=self.clients, heartbeat_s=self.heartbeat_s
+            )
         return self._feeds[named.name]
 
     async def close(self) -> None:

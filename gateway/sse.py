@@ -4,8 +4,13 @@
 - a cursor (`topic:entry-id,topic:entry-id`) is such a feed's event id, since events
   of two streams can arrive in either order and one entry id could not resume both;
 - `sse` turns a subscription into the response: each event is encoded once and the
-  bytes are shared by every client that gets it; heartbeats become SSE comments;
-  `overflow` / `closed` end the stream with a `retry:` hint.
+  bytes are shared by every client that gets it; `overflow` / `closed` end the
+  stream with a `retry:` hint; `until=` ends it after a given event (a job's last).
+
+Heartbeats are SSE comments and nothing else: the bytes `: heartbeat\r\n\r\n`. A
+comment is not an event, so an `EventSource` or an SSE client library never sees
+it. (Litestar 2.25's `ServerSentEventMessage(comment=...)` also writes an empty
+`data:` line, which makes a real, empty `message` event; so it is not used.)
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Mapping
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
@@ -39,24 +46,45 @@ def _encoded(event_id: str, event: str, data: bytes) -> _Encoded:
     return _Encoded(message.encode())
 
 
-_HEARTBEAT_MESSAGE = _Encoded(ServerSentEventMessage(comment="heartbeat").encode())
+HEARTBEAT_BYTES = b": heartbeat\r\n\r\n"  # a comment line, then the blank line
+_HEARTBEAT_MESSAGE = _Encoded(HEARTBEAT_BYTES)
+
+Until = Callable[[FeedEvent], bool]
 
 
-async def _messages(events: AsyncIterator[FeedEvent]) -> AsyncIterator[ServerSentEventMessage]:
-    async for event in events:
-        if event.event == HEARTBEAT:
-            yield _HEARTBEAT_MESSAGE
-        elif event.event in TERMINAL:
-            yield ServerSentEventMessage(event=event.event, data="{}", retry=RETRY_MS)
-            return
-        else:
-            yield _encoded(event.id, event.event, event.data)
+async def _aclose(events: object) -> None:
+    close = getattr(events, "aclose", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            await close()
 
 
-def sse(events: AsyncIterator[FeedEvent]) -> ServerSentEvent:
-    """The SSE response for a feed subscription (heartbeats come from the feed)."""
+async def _messages(
+    events: AsyncIterator[FeedEvent], until: Until | None
+) -> AsyncIterator[ServerSentEventMessage]:
+    try:
+        async for event in events:
+            if event.event == HEARTBEAT:
+                yield _HEARTBEAT_MESSAGE
+            elif event.event in TERMINAL:
+                yield ServerSentEventMessage(event=event.event, data="{}", retry=RETRY_MS)
+                return
+            else:
+                yield _encoded(event.id, event.event, event.data)
+                if until is not None and until(event):
+                    return
+    finally:
+        await _aclose(events)
+
+
+def sse(events: AsyncIterator[FeedEvent], *, until: Until | None = None) -> ServerSentEvent:
+    """The SSE response for a feed subscription (heartbeats come from the feed).
+
+    With `until`, the stream ends (and the subscription is closed) right after the
+    first event for which `until(event)` is true, e.g. a job's terminal event.
+    """
     return ServerSentEvent(
-        _messages(events),
+        _messages(events, until),
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
@@ -68,17 +96,23 @@ async def merge(
     name; ends after the first `overflow` or `closed` (which it yields), or when one ends."""
     if len(feeds) == 1:  # nothing to merge: no task, no queue hop
         ((only, feed),) = feeds.items()
-        async for single in feed:
-            yield only, single
-            if single.event in TERMINAL:
-                return
+        try:
+            async for single in feed:
+                yield only, single
+                if single.event in TERMINAL:
+                    return
+        finally:
+            await _aclose(feed)
         return
     queue: asyncio.Queue[tuple[str, FeedEvent | None]] = asyncio.Queue(maxsize=1)
 
     async def pump(name: str, feed: AsyncIterator[FeedEvent]) -> None:
-        async for event in feed:
-            await queue.put((name, event))
-        await queue.put((name, None))
+        try:  # each pump closes its own feed, whatever ends it
+            async for event in feed:
+                await queue.put((name, event))
+            await queue.put((name, None))
+        finally:
+            await _aclose(feed)
 
     pumps = [asyncio.create_task(pump(name, feed)) for name, feed in feeds.items()]
     try:
@@ -90,11 +124,27 @@ async def merge(
             if event.event in TERMINAL:
                 return
     finally:
-        for task in pumps:
-            await cancel_and_wait(task)
-        for feed in feeds.values():
-            with contextlib.suppress(Exception):
-                await feed.aclose()  # type: ignore[attr-defined]
+        await _stop(pumps)
+
+
+_stopping: set[asyncio.Future[Any]] = set()
+
+
+async def _stop(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel every task now, then wait for them in a shielded task.
+
+    A client's disconnect cancels the response inside an anyio cancel scope, where
+    every `await` of this cleanup is cancelled again: awaiting the tasks one by one
+    there stopped at the first and left the others (and their subscriptions,
+    counted in `conveyor_sse_clients`) running for ever. So no task is left
+    uncancelled before the first `await`, and the waiting runs on by itself.
+    """
+    for task in tasks:
+        task.cancel()
+    waiting = asyncio.ensure_future(asyncio.gather(*(cancel_and_wait(t) for t in tasks)))
+    _stopping.add(waiting)
+    waiting.add_done_callback(_stopping.discard)
+    await asyncio.shield(waiting)
 
 
 def encode_cursor(positions: dict[str, str]) -> str:
@@ -114,6 +164,11 @@ def decode_cursor(text: str | None, topics: list[str]) -> dict[str, str] | None:
     return {topic: found[topic] for topic in topics}
 
 
+_ENTRY_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
+_U64_MAX = 2**64 - 1
+
+
 def _valid_id(entry_id: str) -> bool:
-    ms, _, seq = entry_id.partition("-")
-    return ms.isdigit() and (seq == "" or seq.isdigit())
+    """A Redis stream entry id (`ms` or `ms-seq`, ASCII digits, each within 64 bits)."""
+    found = _ENTRY_ID.fullmatch(entry_id)
+    return found is not None and all(int(p or 0) <= _U64_MAX for p in found.groups())
