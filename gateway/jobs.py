@@ -20,10 +20,10 @@ snapshot when the job is final already and the client has missed nothing.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from http import HTTPStatus
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 import asyncpg
 import msgspec
@@ -188,12 +188,20 @@ async def job_events(
     return sse(_follow(snapshot, events, attempt=job["attempts"], until=until))
 
 
+class _Events(Protocol):
+    """A feed subscription: its events, and `aclose()` to let it go."""
+
+    def __aiter__(self) -> AsyncIterator[FeedEvent]: ...
+
+    async def aclose(self) -> None: ...
+
+
 class _Attempt(msgspec.Struct):
     attempt: int = 0
 
 
 async def _follow(
-    snapshot: FeedEvent, events: AsyncGenerator[FeedEvent, None], *, attempt: int, until: str | None
+    snapshot: FeedEvent, events: _Events, *, attempt: int, until: str | None
 ) -> AsyncIterator[FeedEvent]:
     """The snapshot, then the events until the job's final one: one of its attempt
     `attempt` or later, or (a job final already) the newest one its row had applied."""
