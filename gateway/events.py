@@ -9,6 +9,11 @@ topic's stream position, `jobs:<entry id>,batches:<entry id>`: events of two
 streams can arrive in either order, so one entry id could not resume both
 exactly. `Last-Event-ID` (or `?after=<cursor>`) resumes every topic exactly;
 without it the feed starts at each stream's current end.
+
+A `job_id` or `batch_id` that names nothing is 404 problem+json, as
+`/jobs/{id}/events` and `/batches/{id}/events` answer (the jobs table, the batch
+runs and the running set tell); a parameter that cannot be used (NUL, an unknown
+topic, a cursor that is not one) is 400.
 """
 
 from __future__ import annotations
@@ -17,18 +22,24 @@ from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Annotated, Any
 
+import asyncpg
 from litestar import Request, get
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 from litestar.response import ServerSentEvent
 
 from contracts import streams
-from gateway.feeds import HEARTBEAT, TERMINAL, FeedEvent, Feeds
+from contracts.batches import BatchRegistry
+from gateway import jobs_sql
+from gateway.batches_deps import batches_of
+from gateway.batches_reads import one_batch
+from gateway.feeds import HEARTBEAT, TERMINAL, FeedEvent, Feeds, Subscription
+from gateway.fields import NO_NUL
 from gateway.problems import ProblemError
 from gateway.sse import decode_cursor, encode_cursor, merge, sse
 
 TOPICS = {"jobs": streams.JOBS_EVENTS, "batches": streams.BATCHES_EVENTS}
-Id = Annotated[str | None, QueryParameter(max_length=64)]
+Id = Annotated[str | None, QueryParameter(max_length=64, pattern=NO_NUL)]
 
 
 def _topics(text: str) -> list[str]:
@@ -42,16 +53,23 @@ def _topics(text: str) -> list[str]:
     return chosen
 
 
-@get("/events", summary="Follow jobs and batches (SSE); resumable with Last-Event-ID")
+@get(
+    "/events",
+    summary="Follow jobs and batches (SSE); resumable with Last-Event-ID",
+    dependencies={"batches": Provide(batches_of, sync_to_thread=False)},
+)
 async def all_events(
     request: Request[Any, Any, Any],
     feeds: NamedDependency[Feeds],
-    topics: Annotated[str, QueryParameter(max_length=100)] = "jobs,batches",
+    pool: NamedDependency[asyncpg.Pool],
+    batches: NamedDependency[BatchRegistry],
+    topics: Annotated[str, QueryParameter(max_length=100, pattern=NO_NUL)] = "jobs,batches",
     job_id: Id = None,
     batch_id: Id = None,
-    after: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    after: Annotated[str | None, QueryParameter(max_length=200, pattern=NO_NUL)] = None,
 ) -> ServerSentEvent:
     chosen = _topics(topics)
+    await _existing(pool, batches, job_id, batch_id)
     given = request.headers.get("last-event-id") or after
     cursor = decode_cursor(given, chosen)
     if given and cursor is None:
@@ -65,10 +83,25 @@ async def all_events(
             batch_id is None or getattr(message, "batch_id", None) == batch_id
         )
 
-    subscriptions = {
-        t: await feeds.get(TOPICS[t]).subscribe(match=wanted, after=cursor[t]) for t in chosen
-    }
+    subscriptions: dict[str, Subscription] = {}
+    try:
+        for t in chosen:
+            subscriptions[t] = await feeds.get(TOPICS[t]).subscribe(match=wanted, after=cursor[t])
+    except BaseException:
+        for made in subscriptions.values():
+            await made.aclose()
+        raise
     return sse(_with_cursor(merge(subscriptions), cursor))
+
+
+async def _existing(
+    pool: asyncpg.Pool, batches: BatchRegistry, job_id: str | None, batch_id: str | None
+) -> None:
+    """404 unless the job and the batch named (if any) exist."""
+    if job_id is not None and await jobs_sql.job(conn=pool, job_id=job_id) is None:
+        raise ProblemError(HTTPStatus.NOT_FOUND, f"job {job_id} does not exist")
+    if batch_id is not None:
+        await one_batch(pool, batches, batch_id)  # 404 for an unknown batch
 
 
 async def _with_cursor(
