@@ -5,13 +5,16 @@
     conveyor follow <job id>
 
 Both talk to the gateway (`--url`, default $CONVEYOR_URL or http://127.0.0.1:8000)
-and draw a progress bar from the job's SSE feed; a dropped connection resumes
-with Last-Event-ID.
+and draw a progress bar from the job's SSE feed; a dropped or ended connection
+resumes with Last-Event-ID. Following stops at the job's terminal event (or a
+snapshot of a finished job) whether or not the server ends the stream; comments,
+events it does not know and data that is not a JSON object are ignored.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -25,6 +28,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from contracts.settings import Settings
 
 FINAL = {"JobCompleted": "completed", "JobFailed": "failed", "JobCancelled": "cancelled"}
+# Events this client draws; any other (reset, overflow, closed, new kinds) is skipped.
+SHOWN = {"snapshot", "JobQueued", "JobScheduled", "JobStarted", "JobProgressed", *FINAL}
+RECONNECT_S = 0.5
 
 
 def _ids(text: str) -> list[int]:
@@ -97,18 +103,33 @@ async def follow(client: httpx.AsyncClient, job_id: str, console: Console | None
                         return 1
                     async for sse in source.aiter_sse():
                         last_id = sse.id or last_id
-                        status = _show(progress, bar, sse.event, json.loads(sse.data))
+                        data = _data(sse.data)
+                        if sse.event not in SHOWN or data is None:
+                            continue
+                        status = _show(progress, bar, sse.event, data)
                         if status is not None:
                             console.print(f"job {job_id} {status}")
                             return 0 if status == "completed" else 1
             except (httpx.TransportError, httpx_sse.SSEError) as exc:
                 console.print(f"connection lost ({exc}); resuming")
+            await asyncio.sleep(RECONNECT_S)  # the stream ended before the job did
+
+
+def _data(text: str) -> dict[str, Any] | None:
+    """An event's data as a JSON object, or None (empty, not JSON, not an object)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _show(progress: Progress, bar: Any, event: str, data: dict[str, Any]) -> str | None:
     counts = data.get("counts") or data  # a snapshot carries the job's fields flat
-    if counts.get("total") is not None:
-        progress.update(bar, total=counts["total"], completed=counts.get("done", 0))
+    total = counts.get("total") if isinstance(counts, dict) else None
+    if isinstance(total, int):
+        done = counts.get("done")
+        progress.update(bar, total=total, completed=done if isinstance(done, int) else 0)
     if event == "snapshot" and data.get("status") in ("completed", "failed", "cancelled"):
         return str(data["status"])
     if event == "JobFailed":
