@@ -7,12 +7,57 @@ tests build their own with other values (a random stream prefix, a fresh schema)
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
 ENV_NAMES = {"redis_url": "REDIS_URL", "database_url": "DATABASE_URL"}
+HIDDEN = "***"
+# A string setting whose name has one of these words holds a secret (a `_file` one
+# holds the path to a secret, which is shown).
+_SECRET_WORDS = {"key", "keys", "secret", "secrets", "password", "passwd", "token", "tokens"}
+# `password=...` and the like inside a URL's query or a keyword DSN.
+_SECRET_PARAM = re.compile(r"(?i)\b([a-z_]*(?:pass|passwd|password|secret|token|key))=([^&\s]*)")
+
+
+def redact_url(url: str) -> str:
+    """`url` with no password: none in its user info, none in `password=` parameters;
+    "***" if it cannot be parsed."""
+    text = _SECRET_PARAM.sub(rf"\1={HIDDEN}", url)
+    if "://" not in text:
+        return text
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return HIDDEN
+    creds, at, host = parts.netloc.rpartition("@")
+    if at and ":" in creds:
+        user = creds.split(":", 1)[0]
+        return urlunsplit(parts._replace(netloc=f"{user}:{HIDDEN}@{host}"))
+    if not at and "@" in text:  # user info cut short by an unescaped `/`, `?` or `#`
+        return HIDDEN
+    return text
+
+
+def _redact_api_keys(entries: str) -> str:
+    """`name:secret:scopes;...` as `name:***:scopes;...` (all hidden if malformed)."""
+    shown = []
+    for entry in (e.strip() for e in entries.split(";")):
+        if not entry:
+            continue
+        parts = entry.split(":")
+        if len(parts) < 3:
+            return HIDDEN
+        shown.append(f"{parts[0]}:{HIDDEN}:{parts[-1]}")
+    return ";".join(shown)
+
+
+def _is_secret(name: str) -> bool:
+    return not name.endswith("_file") and bool(_SECRET_WORDS & set(name.split("_")))
 
 
 def default_consumer_name() -> str:
@@ -93,13 +138,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"bad setting in the environment: {exc}") from exc
 
     def redacted(self) -> dict[str, object]:
-        """For logs: the settings without credentials in URLs."""
+        """For logs: every setting, no secret. API keys show their names and scopes
+        only, URLs lose their passwords, any other string setting whose name says
+        key/secret/password/token is hidden whole."""
         out = msgspec.structs.asdict(self)
-        for key in ("redis_url", "database_url"):
-            url = str(out[key])
-            if "@" in url and "://" in url:
-                scheme, rest = url.split("://", 1)
-                creds, host = rest.rsplit("@", 1)
-                user = creds.split(":", 1)[0]
-                out[key] = f"{scheme}://{user}:***@{host}" if ":" in creds else url
+        for name, value in out.items():
+            if not isinstance(value, str) or not value:
+                continue
+            if name == "api_keys":
+                out[name] = _redact_api_keys(value)
+            elif name.endswith("_url"):
+                out[name] = redact_url(value)
+            elif _is_secret(name):
+                out[name] = HIDDEN
         return out
+
+    def __repr__(self) -> str:  # a settings object logged or in a traceback shows no secret
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.redacted().items())
+        return f"Settings({shown})"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:  # rich's pretty printing
+        return list(self.redacted().items())
