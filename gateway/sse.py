@@ -159,7 +159,7 @@ def decode_cursor(text: str | None, topics: list[str]) -> dict[str, str] | None:
     found = dict(part.split(":", 1) for part in text.split(",") if ":" in part)
     if not all(topic in found for topic in topics):
         return None
-    if not all(_valid_id(found[topic]) for topic in topics):
+    if not all(is_entry_id(found[topic]) for topic in topics):
         return None
     return {topic: found[topic] for topic in topics}
 
@@ -168,7 +168,7 @@ _ENTRY_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
 _U64_MAX = 2**64 - 1
 
 
-def _valid_id(entry_id: str) -> bool:
+def is_entry_id(entry_id: str) -> bool:
     """A Redis stream entry id (`ms` or `ms-seq`, ASCII digits, each within 64 bits)."""
     found = _ENTRY_ID.fullmatch(entry_id)
     return found is not None and all(int(p or 0) <= _U64_MAX for p in found.groups())
