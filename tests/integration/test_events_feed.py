@@ -14,6 +14,7 @@ from contracts import codec, streams
 from contracts.messages import BatchStarted, Counts, JobProgressed, new_id, utcnow
 from contracts.settings import Settings
 from gateway.app import create_app
+from tests.integration.test_sse_over_http import new_job
 from tests.support.http import uvicorn_serve
 from tests.support.keys import WRITE
 
@@ -86,6 +87,7 @@ async def test_two_topics_one_feed_resumed_exactly(
 async def test_filter_by_job_and_topic(
     client: httpx.AsyncClient, redis: aioredis.Redis, settings: Settings
 ) -> None:
+    await new_job(settings, "mine")  # a filter naming no job is 404 (issue 8, item 11)
     await job_event(redis, settings, "other", 1)
     await batch_event(redis, settings, "b")
     await job_event(redis, settings, "mine", 2)
