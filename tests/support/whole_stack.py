@@ -45,6 +45,7 @@ class WholeStack:
     settings: Settings
     url: str = ""
     records: list[logging.LogRecord] = field(default_factory=list)
+    jobs: list[str] = field(default_factory=list)  # what tests made, for later calls
 
     def dead_letters(self) -> dict[str, int]:
         """Entries in every dead-letter stream of this stack's prefix, by stream."""
@@ -66,6 +67,18 @@ class WholeStack:
             return int(client.xlen(spec.prefixed(self.settings.stream_prefix).name))  # type: ignore[arg-type]
         finally:
             client.close()
+
+    def pushed_points(self) -> int:
+        """RecordPoints entries on ingest.points that came over HTTP (no producer)."""
+        spec = streams.INGEST_POINTS
+        client = redis.Redis.from_url(self.settings.redis_url)
+        try:
+            entries = client.xrange(spec.prefixed(self.settings.stream_prefix).name)
+        finally:
+            client.close()
+        decoder = spec.decoder()
+        messages = [decoder.decode(fields[b"__data__"]) for _id, fields in entries]  # type: ignore[union-attr]
+        return sum(1 for m in messages if getattr(m, "producer", None) is None)
 
     def drained(self) -> bool:
         """Every group has read and acknowledged every entry of every stream."""
