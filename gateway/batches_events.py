@@ -19,10 +19,9 @@ arrives meanwhile is lost).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
+from http import HTTPStatus
 from typing import Annotated, Any
 
 import asyncpg
@@ -36,10 +35,10 @@ from redis.asyncio import Redis
 from contracts import streams
 from contracts.batches import BatchRegistry
 from contracts.messages import MinuteClosed, PointsRecorded
-from contracts.tasks import cancel_and_wait
 from gateway.batches_reads import one_batch
-from gateway.feeds import FeedEvent, Feeds
-from gateway.sse import sse
+from gateway.feeds import HEARTBEAT, TERMINAL, FeedEvent, Feeds
+from gateway.problems import ProblemError
+from gateway.sse import is_entry_id, merge, sse
 
 __all__ = ["batch_events"]
 
@@ -47,7 +46,6 @@ DEFAULT_POINTS_PER_S = 20.0
 MAX_POINTS_PER_S = 1000.0
 _decode_points = msgspec.json.Decoder(PointsRecorded)
 _decode_minute = msgspec.json.Decoder(MinuteClosed)
-_TERMINAL = ("overflow", "closed")
 
 
 class Sampler:
@@ -91,37 +89,22 @@ def _minute_event(data: bytes) -> bytes:
 async def _merged(
     points: AsyncIterator[FeedEvent], events: AsyncIterator[FeedEvent], at: list[str], rate: float
 ) -> AsyncIterator[FeedEvent]:
-    """Both feeds as one, each event carrying both positions; ends when either ends."""
-    queue: asyncio.Queue[tuple[int, FeedEvent | None]] = asyncio.Queue(maxsize=1)
+    """Both feeds as one (gateway.sse.merge), each event carrying both positions; ends
+    when either ends. Heartbeats pass through and move no position."""
     sampler = Sampler(rate)
-
-    async def pump(side: int, feed: AsyncIterator[FeedEvent]) -> None:
-        async for event in feed:
-            await queue.put((side, event))
-        await queue.put((side, None))
-
-    pumps = [asyncio.create_task(pump(0, points)), asyncio.create_task(pump(1, events))]
-    try:
-        while True:
-            side, event = await queue.get()
-            if event is None or event.event in _TERMINAL:
-                if event is not None:
-                    yield event
-                return
-            at[side] = event.id
-            data: bytes | None = event.data
-            if event.event == "PointsRecorded":
-                data = _points_event(event.data, sampler)
-            elif event.event == "MinuteClosed":
-                data = _minute_event(event.data)
-            if data is not None:
-                yield FeedEvent(",".join(at), event.event, data)
-    finally:
-        for task in pumps:
-            await cancel_and_wait(task)
-        for feed in (points, events):
-            with contextlib.suppress(Exception):
-                await feed.aclose()  # type: ignore[attr-defined]
+    side = {"points": 0, "events": 1}
+    async for name, event in merge({"points": points, "events": events}):
+        if event.event in TERMINAL or event.event == HEARTBEAT:
+            yield event
+            continue
+        at[side[name]] = event.id
+        data: bytes | None = event.data
+        if event.event == "PointsRecorded":
+            data = _points_event(event.data, sampler)
+        elif event.event == "MinuteClosed":
+            data = _minute_event(event.data)
+        if data is not None:
+            yield FeedEvent(",".join(at), event.event, data)
 
 
 async def _prepend(first: FeedEvent, rest: AsyncIterator[FeedEvent]) -> AsyncIterator[FeedEvent]:
@@ -139,8 +122,17 @@ async def _ends(redis: Redis, names: list[str]) -> list[str]:
 
 
 def _resume_from(header: str | None) -> list[str] | None:
-    parts = (header or "").split(",")
-    return parts if len(parts) == 2 and all(parts) else None
+    """The two positions of a `Last-Event-ID`; None without one; 400 if it is not ours."""
+    if not header:
+        return None
+    parts = header.split(",")
+    if len(parts) != 2 or not all(is_entry_id(p) for p in parts):
+        raise ProblemError(
+            HTTPStatus.BAD_REQUEST,
+            f"Last-Event-ID {header[:100]!r} is not an event id of this feed "
+            "(<points entry id>,<batch events entry id>)",
+        )
+    return parts
 
 
 @get("/batches/{batch_id:str}/events", summary="Follow a batch: live points, minutes (SSE)")

@@ -12,6 +12,8 @@ from datetime import datetime
 
 import asyncpg
 
+from contracts.jobs import STATUSES
+
 _LATEST_RUN_ID = """
 SELECT run_id FROM batch_runs WHERE batch_id = $1
 ORDER BY started_at DESC NULLS LAST LIMIT 1
@@ -52,7 +54,6 @@ SELECT (SELECT count(DISTINCT batch_id) FROM batch_runs) AS batches,
 """
 
 _JOBS_BY_STATUS = "SELECT status, count(*) AS n FROM jobs GROUP BY status"
-JOB_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 
 
 async def latest_run_id(*, pool: asyncpg.Pool, batch_id: str) -> str | None:
@@ -82,6 +83,6 @@ async def stats(*, pool: asyncpg.Pool) -> asyncpg.Record:
 
 async def jobs_by_status(*, pool: asyncpg.Pool) -> dict[str, int]:
     """Jobs (the mover's table) by status, every status present."""
-    counts = dict.fromkeys(JOB_STATUSES, 0)
+    counts = dict.fromkeys(STATUSES, 0)
     counts.update({row["status"]: int(row["n"]) for row in await pool.fetch(_JOBS_BY_STATUS)})
     return counts

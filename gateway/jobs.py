@@ -39,13 +39,15 @@ from contracts.messages import CancelJob, Message, RetryJob, new_id
 from contracts.settings import Settings
 from gateway import jobs_sql as sql
 from gateway.feeds import FeedEvent, Feeds
+from gateway.fields import NO_NUL
 from gateway.jobs_outbox import move_command
 from gateway.paging import Limit, Offset, Page
 from gateway.problems import ProblemError
-from gateway.sse import sse
+from gateway.sse import is_entry_id, sse
 
 Sort = Literal["created_at", "-created_at", "priority", "-priority", "status"]
 FINAL_EVENTS = ("JobCompleted", "JobFailed", "JobCancelled")
+MAX_JOB_ID = 64  # ids are 32 hex characters; anything longer names no job
 
 
 class Links(msgspec.Struct):
@@ -89,7 +91,8 @@ def view(row: asyncpg.Record) -> JobView:
 
 
 async def find(pool: asyncpg.Pool, job_id: str) -> asyncpg.Record:
-    row = await sql.job(conn=pool, job_id=job_id)
+    """The job's row, or 404 (an id no job can have, such as one with NUL, included)."""
+    row = None if _impossible(job_id) else await sql.job(conn=pool, job_id=job_id)
     if row is None:
         raise ProblemError(HTTPStatus.NOT_FOUND, f"job {job_id} does not exist")
     return row
@@ -99,7 +102,7 @@ async def find(pool: asyncpg.Pool, job_id: str) -> asyncpg.Record:
 async def list_jobs(
     pool: NamedDependency[asyncpg.Pool],
     status: FromQuery[JobStatus | None] = None,
-    kind: Annotated[str | None, QueryParameter(max_length=50)] = None,
+    kind: Annotated[str | None, QueryParameter(max_length=50, pattern=NO_NUL)] = None,
     collection: FromQuery[uuid.UUID | None] = None,
     sort: FromQuery[Sort] = "-created_at",
     offset: Offset = 0,
@@ -175,8 +178,10 @@ async def job_events(
 ) -> ServerSentEvent:
     job = await find(pool, job_id)
     resume = request.headers.get("last-event-id") or None
-    if resume is not None and not _valid(resume):
-        raise ProblemError(HTTPStatus.BAD_REQUEST, f"Last-Event-ID {resume!r} is not an event id")
+    if resume is not None and not is_entry_id(resume):
+        raise ProblemError(
+            HTTPStatus.BAD_REQUEST, f"Last-Event-ID {resume[:100]!r} is not an event id"
+        )
     after = resume or job["feed_from"]
     snapshot = FeedEvent(after, "snapshot", msgspec.json.encode(view(job)))
     final = job["status"] in FINISHED
@@ -228,14 +233,13 @@ def _later(a: str, b: str) -> bool:
     return _entry(a) > _entry(b)
 
 
-def _valid(entry_id: str) -> bool:
-    ms, _, seq = entry_id.partition("-")
-    return ms.isdigit() and (seq or "0").isdigit() and len(entry_id) <= 41
+def _impossible(job_id: str) -> bool:
+    return len(job_id) > MAX_JOB_ID or "\x00" in job_id
 
 
 def _entry(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
-    return (int(ms), int(seq or 0)) if _valid(entry_id) else (0, 0)
+    return (int(ms), int(seq or 0)) if is_entry_id(entry_id) else (0, 0)
 
 
 router = Router(
