@@ -83,6 +83,6 @@ async def stats(*, pool: asyncpg.Pool) -> asyncpg.Record:
 
 async def jobs_by_status(*, pool: asyncpg.Pool) -> dict[str, int]:
     """Jobs (the mover's table) by status, every status present."""
-    counts = dict.fromkeys(STATUSES, 0)
+    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
     counts.update({row["status"]: int(row["n"]) for row in await pool.fetch(_JOBS_BY_STATUS)})
     return counts

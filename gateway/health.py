@@ -7,7 +7,7 @@ with its own deadline, and answers 503 problem+json naming what is down.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from http import HTTPStatus
 
 import asyncpg
@@ -17,12 +17,12 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from redis.asyncio import Redis
 
+from contracts.readiness import OK, PROBE_TIMEOUT_S, probe
 from gateway.problems import PROBLEM_JSON, ProblemDetails, ProblemError
 
 __all__ = ["check_dependencies", "healthz", "readiness_failure", "readyz"]
 
-CHECK_TIMEOUT_S = 1.0
-OK = "ok"
+CHECK_TIMEOUT_S = PROBE_TIMEOUT_S
 
 
 class Health(msgspec.Struct):
@@ -38,23 +38,12 @@ class NotReady(ProblemDetails, kw_only=True):
     checks: dict[str, str]
 
 
-async def _probe(check: Awaitable[object], within_s: float) -> str:
-    """`ok`, or what went wrong as `<ErrorType>: <message>`."""
-    try:
-        await asyncio.wait_for(check, within_s)
-    except TimeoutError:
-        return f"TimeoutError: no answer within {within_s}s"
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return OK
-
-
 async def check_dependencies(
     redis: Redis, pool: asyncpg.Pool, *, within_s: float = CHECK_TIMEOUT_S
 ) -> dict[str, str]:
     """Each dependency's state, "ok" or the error; both probed at once."""
     redis_state, pg_state = await asyncio.gather(
-        _probe(redis.ping(), within_s), _probe(pool.fetchval("SELECT 1"), within_s)
+        probe(redis.ping(), within_s), probe(pool.fetchval("SELECT 1"), within_s)
     )
     return {"redis": redis_state, "postgres": pg_state}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -13,6 +14,7 @@ from contracts import migrations
 from contracts.db import create_pool
 from contracts.settings import Settings
 from tests.support.keys import API_KEYS
+from tests.support.processes import kill
 from tests.support.services import ServiceUrls, service_urls
 
 
@@ -35,6 +37,15 @@ async def schema(urls: ServiceUrls) -> AsyncIterator[str]:
     finally:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
         await conn.close()
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes a test starts: append them, and they are killed at its end."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        kill(proc)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -38,14 +38,6 @@ async def client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with serve(create_gateway(fast_lease)) as test_client:
         yield test_client
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for proc in started:
-        kill(proc)
 
 
 def start_ingest(settings: Settings, log: Path, procs: list[subprocess.Popen[bytes]]) -> str:

@@ -11,7 +11,6 @@ import json
 import re
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -26,14 +25,6 @@ pytestmark = pytest.mark.integration
 SERVICES = ["gateway", "ingest", "mover", "aggregator"]
 LEVEL = r"(DEBUG|INFO|WARNING|ERROR|CRITICAL)"
 TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00"
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for proc in started:
-        kill(proc)
 
 
 async def run_until_ready_then_stop(

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
 
 from contracts.settings import Settings
-from tests.support.processes import free_port, kill, start_module
+from tests.support.processes import free_port, start_module
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -20,14 +19,6 @@ pytestmark = pytest.mark.integration
 API_SECRET = "s3cret-in-the-api-keys"
 REDIS_PW = "r3dis-pw-in-the-url"
 PG_PW = "pg-pw-in-the-url"
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for proc in started:
-        kill(proc)
 
 
 def with_secrets(settings: Settings) -> Settings:

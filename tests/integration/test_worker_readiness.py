@@ -9,7 +9,7 @@ port nothing listens on.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -23,18 +23,10 @@ from contracts.messages import new_id
 from contracts.settings import Settings
 from tests.integration.test_gateway_readiness import OwnRedis, with_port
 from tests.support.probe import PROBE, TABLES_DDL, Tally
-from tests.support.processes import free_port, kill, start_module
+from tests.support.processes import free_port, start_module
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for proc in started:
-        kill(proc)
 
 
 @pytest.fixture
