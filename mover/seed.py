@@ -12,6 +12,7 @@ removes it.
 from __future__ import annotations
 
 import argparse
+import sys
 import uuid
 
 from contracts.db import DbConnection, connect
@@ -23,9 +24,21 @@ IGNORE = uuid.UUID("00000000-0000-4000-8000-000000000003")
 WORDS = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Wonka", "Tyrell"]
 
 
+def check_sizes(*, companies: int, my_list: int, liked: int, ignore: int) -> None:
+    """Sizes that make the three lists: none negative, and "Companies to Ignore" (half
+    of it in My List) starts inside the companies."""
+    sizes = {"companies": companies, "my_list": my_list, "liked": liked, "ignore": ignore}
+    negative = [name for name, n in sizes.items() if n < 0]
+    if negative:
+        raise ValueError(f"seed sizes must not be negative: {', '.join(negative)}")
+    if ignore // 2 > my_list:
+        raise ValueError(f"ignore ({ignore}) may be at most twice my_list ({my_list})")
+
+
 async def seed(
     conn: DbConnection, *, companies: int, my_list: int, liked: int, ignore: int
 ) -> dict[str, int]:
+    check_sizes(companies=companies, my_list=my_list, liked=liked, ignore=ignore)
     async with conn.transaction():
         await conn.execute(
             """INSERT INTO companies (id, name)
@@ -75,6 +88,13 @@ async def slow_db(conn: DbConnection, *, on: bool, delay_ms: int = 100) -> None:
 
 
 async def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        check_sizes(
+            companies=args.companies, my_list=args.my_list, liked=args.liked, ignore=args.ignore
+        )
+    except ValueError as exc:
+        print(f"conveyor seed: {exc}", file=sys.stderr)
+        return 2
     conn = await connect(settings)
     try:
         counts = await seed(
@@ -105,15 +125,25 @@ async def cmd_slowdb(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{n} is negative")
+    return n
+
+
 def seed_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--companies", type=int, default=100_000)
-    parser.add_argument("--my-list", type=int, default=50_000)
-    parser.add_argument("--liked", type=int, default=10)
-    parser.add_argument("--ignore", type=int, default=50)
+    parser.add_argument("--companies", type=_count, default=100_000)
+    parser.add_argument("--my-list", type=_count, default=50_000)
+    parser.add_argument("--liked", type=_count, default=10)
+    parser.add_argument("--ignore", type=_count, default=50)
     parser.add_argument("--slow-db", action="store_true", help="install the 100 ms/row trigger")
-    parser.add_argument("--delay-ms", type=int, default=100)
+    parser.add_argument("--delay-ms", type=_count, default=100)
 
 
 def slowdb_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("state", choices=["on", "off"])
-    parser.add_argument("--delay-ms", type=int, default=100)
+    parser.add_argument("--delay-ms", type=_count, default=100)

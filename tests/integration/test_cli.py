@@ -109,6 +109,9 @@ def test_dlq_of_an_unknown_stream_fails_naming_the_known_ones(
         ["nosuch"],
         ["move", "--source", "a", "--target", "b", "--ids", "1,x"],
         ["slowdb", "maybe"],
+        ["slowdb", "on", "--delay-ms", "-5"],
+        ["seed", "--companies", "-1"],
+        ["seed", "--my-list", "1", "--ignore", "10"],  # Ignore would start before company 1
         ["wait", "--timeout", "soon"],
     ],
 )
