@@ -144,7 +144,14 @@ async def test_accepted_points_are_stored_and_aggregated_once_per_idempotency_ke
     assert stats["points_stored"] == 5
     assert stats["points_late"] == 1
     assert stats["batches_running"] == 1
-    assert stats["jobs"] == {"queued": 0, "running": 0, "completed": 0, "failed": 2, "cancelled": 0}
+    assert stats["jobs"] == {
+        "queued": 0,
+        "scheduled": 0,
+        "running": 0,
+        "completed": 0,
+        "failed": 2,
+        "cancelled": 0,
+    }
 
 
 async def _eq(value: object, want: int) -> bool:
