@@ -1,5 +1,5 @@
 # Conveyor developer commands; `make help` lists them.
-# REDIS_URL and DATABASE_URL (see contracts/settings.py) choose the services.
+# REDIS_URL and DATABASE_URL (see contracts/runtime/settings.py) choose the services.
 
 # uv on PATH, else the copy `make install` puts into python3 (python3 -m uv).
 UV ?= $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
@@ -48,10 +48,11 @@ run: seed ## migrate, seed and run the four services (Ctrl-C stops them all)
 	@$(UV) run conveyor devkey
 	CONVEYOR_SHUTDOWN_GRACE_S=$(RUN_SHUTDOWN_GRACE_S) $(UV) run honcho start -f Procfile
 
-lint: install ## ruff check, ruff format --check, mypy
+lint: install ## ruff check, ruff format --check, mypy, the import contracts (lint-imports)
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
+	$(UV) run lint-imports
 
 fmt: install ## format the code and apply ruff's safe fixes
 	$(UV) run ruff format .

@@ -1,6 +1,6 @@
 """The aggregator service: projections: jobs, per-minute aggregates, stats.
 
-`create_app(settings)` is its one composition root (see contracts/service.py).
+`create_app(settings)` is its one composition root (see contracts/runtime/service.py).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from faststream.asgi import AsgiFastStream
 
 from aggregator.jobs import register_jobs
 from aggregator.points_wiring import add_minute_closer, register_points
-from contracts.service import Service, build_service
-from contracts.settings import Settings
+from contracts.runtime.service import Service, build_service
+from contracts.runtime.settings import Settings
 
 
 def register(service: Service) -> None:

@@ -11,7 +11,6 @@ from prometheus_client import Counter
 
 from aggregator import jobs_sql as sql
 from contracts import streams
-from contracts.db import DbConnection
 from contracts.jobs import FINISHED
 from contracts.messages import (
     JobCancelled,
@@ -23,7 +22,8 @@ from contracts.messages import (
     JobStarted,
     Message,
 )
-from contracts.service import Service
+from contracts.runtime.db import DbConnection
+from contracts.runtime.service import Service
 
 JobChange = JobScheduled | JobStarted | JobProgressed | JobCompleted | JobFailed | JobCancelled
 # What each event says about the job's status (a progress report means it runs).

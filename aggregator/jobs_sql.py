@@ -13,9 +13,9 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
-from contracts.db import DbConnection
 from contracts.jobs import STATUSES
 from contracts.messages import Counts, JobQueued
+from contracts.runtime.db import DbConnection
 
 _STATUSES = list(STATUSES)
 _FINAL_RANK = len(_STATUSES) - 2  # array_position is 1-based; the final three rank alike

@@ -48,8 +48,8 @@ from contracts import streams
 from contracts.codec import entry_fields
 from contracts.messages import MinuteClosed, derived_id
 from contracts.minutes import MINUTE
-from contracts.settings import Settings
-from contracts.tasks import cancel_and_wait
+from contracts.runtime.settings import Settings
+from contracts.runtime.tasks import cancel_and_wait
 
 log = logging.getLogger("conveyor.aggregator.minutes")
 

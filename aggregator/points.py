@@ -18,8 +18,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from aggregator import points_sql as sql
-from contracts.db import DbConnection
 from contracts.messages import BatchEvent, BatchStarted, BatchStopped, PointsRecorded, utcnow
+from contracts.runtime.db import DbConnection
 
 # From a point's arrival (gateway or producer) to its minute's aggregate being written.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)

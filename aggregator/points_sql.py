@@ -11,7 +11,7 @@ from datetime import datetime
 
 import asyncpg
 
-from contracts.db import DbConnection
+from contracts.runtime.db import DbConnection
 
 # Partial aggregates of one message, merged into the stored ones. Rows are inserted
 # in minute order, so concurrent messages of one batch lock its minutes in the same

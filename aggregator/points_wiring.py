@@ -12,7 +12,7 @@ from faststream.asgi import AsgiFastStream
 from aggregator.minute_closer import MinuteCloser
 from aggregator.points import PointsAggregator, project_batch_event
 from contracts import streams
-from contracts.service import Service
+from contracts.runtime.service import Service
 
 # Each PointsRecorded carries many points; a few in flight hide PostgreSQL's latency.
 POINTS_CONCURRENCY = 4

@@ -172,7 +172,7 @@ class JobCancelled(Message, frozen=True, kw_only=True):
 
 # --- batches: commands and events ---------------------------------------------
 # A batch is a named stream of points; each start of it is a *run* whose id is the
-# StartBatch message id. Admission, leases and fencing: contracts/batches.py.
+# StartBatch message id. Admission, leases and fencing: contracts/runtime/batch_registry.py.
 
 
 class StartBatch(Message, frozen=True, kw_only=True):

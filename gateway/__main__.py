@@ -1,6 +1,6 @@
 """`python -m gateway`: serve the gateway with uvicorn.
 
-Settings come from the environment (`contracts.settings.Settings.from_env`); the
+Settings come from the environment (`contracts.runtime.settings.Settings.from_env`); the
 address from `GATEWAY_HOST` (default 127.0.0.1) and `GATEWAY_PORT` (default 8000).
 On SIGTERM the live feeds end every open SSE stream at once (a `closed` event with a
 `retry:` hint; clients resume elsewhere with Last-Event-ID), uvicorn stops accepting
@@ -21,8 +21,8 @@ from types import FrameType
 import uvicorn
 from litestar import Litestar
 
-from contracts import logs
-from contracts.settings import Settings
+from contracts.runtime import logs
+from contracts.runtime.settings import Settings
 from gateway.app import create_app
 
 log = logging.getLogger("gateway")

@@ -17,7 +17,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from gateway import auth, batches, catalog, events, health, jobs, jobs_outbox, moves
 from gateway.auth import Door, FrontDoor
 from gateway.keys import Keys

@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from gateway.keys import READ, WRITE, ApiKey, Keys
 
 PUBLIC = frozenset({"/healthz", "/readyz"})

@@ -4,7 +4,7 @@
     PUT    /batches/{batch_id}         start it (idempotent: running -> 200, as is)
     DELETE /batches/{batch_id}         stop it (also POST /batches/{batch_id}/stop)
 
-A start is admitted by one atomic Redis script (contracts/batches.py): at most
+A start is admitted by one atomic Redis script (contracts/runtime/batch_registry.py): at most
 `max_batches` run at once across every gateway and ingest process; past that
 the answer is 429 problem+json naming the limit and the running batches, with
 Retry-After. A start of a running batch starts nothing: 200 with
@@ -34,9 +34,9 @@ from litestar import Response, Router, delete, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from contracts.batches import BatchRegistry
 from contracts.messages import StartBatch, StopBatch, id_from_key, new_id
-from contracts.settings import Settings
+from contracts.runtime.batch_registry import BatchRegistry
+from contracts.runtime.settings import Settings
 from gateway import batches_events, batches_points, batches_reads, idempotency
 from gateway import batches_sql as sql
 from gateway.batches_deps import BatchMetrics, batch_dependencies, outage_handlers

@@ -1,7 +1,7 @@
 """What the batch routes get besides the app-level dependencies (gateway.resources).
 
 By parameter name: `batches` (the BatchRegistry: admission, stop, push;
-contracts/batches.py), `clock` (a function giving the current UTC time; tests set
+contracts/runtime/batch_registry.py), `clock` (a function giving the current UTC time; tests set
 `app.state.clock` to a fixed one), `batch_metrics` (counters on the app's registry).
 
 `outage_handlers()`: Redis or PostgreSQL unreachable -> 503 problem+json with
@@ -24,8 +24,8 @@ from prometheus_client import CollectorRegistry, Counter
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from contracts.batches import BatchRegistry
 from contracts.messages import utcnow
+from contracts.runtime.batch_registry import BatchRegistry
 from gateway.problems import problem
 from gateway.resources import metrics_registry_of, redis_of, settings_of
 

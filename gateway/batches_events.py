@@ -33,8 +33,8 @@ from litestar.response import ServerSentEvent
 from redis.asyncio import Redis
 
 from contracts import streams
-from contracts.batches import BatchRegistry
 from contracts.messages import MinuteClosed, PointsRecorded
+from contracts.runtime.batch_registry import BatchRegistry
 from gateway.batches_reads import one_batch
 from gateway.feeds import HEARTBEAT, TERMINAL, FeedEvent, Feeds
 from gateway.problems import ProblemError

@@ -14,7 +14,7 @@ that was never started is 404 and one that is not running is 409 (start it, with
 `rate: 0` for a batch fed only by pushes). Accepted points go as one RecordPoints
 message to `ingest.points`, stamped with their arrival time (against which
 lateness is judged) in one atomic step that also checks the batch runs
-(contracts/batches.py). An `Idempotency-Key` makes a retried request publish
+(contracts/runtime/batch_registry.py). An `Idempotency-Key` makes a retried request publish
 nothing the second time.
 """
 
@@ -35,9 +35,9 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, 
 from litestar.openapi.spec.request_body import RequestBody
 from litestar.params import FromPath, RawBody
 
-from contracts.batches import BatchRegistry
 from contracts.messages import Point, RecordPoints, id_from_key, new_id
-from contracts.settings import Settings
+from contracts.runtime.batch_registry import BatchRegistry
+from contracts.runtime.settings import Settings
 from gateway import batches_sql as sql
 from gateway import idempotency
 from gateway.batches_deps import BatchMetrics, Clock

@@ -28,9 +28,9 @@ from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from contracts.batches import FAILED_REASON, BatchRegistry
 from contracts.minutes import MINUTE, closes_at, floor_minute, last_whole_minute, minutes
-from contracts.settings import Settings
+from contracts.runtime.batch_registry import FAILED_REASON, BatchRegistry
+from contracts.runtime.settings import Settings
 from gateway import batches_sql as sql
 from gateway.batches_deps import Clock
 from gateway.batches_ids import existing_batch_id

@@ -11,7 +11,7 @@ import uuid
 
 import asyncpg
 
-from contracts.db import Executor
+from contracts.runtime.db import Executor
 from gateway.fields import like_pattern
 
 COLLECTION = """SELECT c.id, c.name, c.created_at,

@@ -13,8 +13,8 @@ import argparse
 import secrets
 from pathlib import Path
 
-from contracts.cli import COMMANDS
-from contracts.settings import Settings
+from contracts.runtime.cli import Command
+from contracts.runtime.settings import Settings
 
 
 def _existing(env: Path) -> str | None:
@@ -65,5 +65,4 @@ def devkey_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--secrets-dir", help="also write compose secrets here")
 
 
-COMMANDS["devkey"] = ("make a development API key (make run does)", devkey_arguments,
-                      cmd_devkey)  # fmt: skip
+DEVKEY = Command("make a development API key (make run does)", devkey_arguments, cmd_devkey)

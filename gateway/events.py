@@ -29,7 +29,7 @@ from litestar.params import QueryParameter
 from litestar.response import ServerSentEvent
 
 from contracts import streams
-from contracts.batches import BatchRegistry
+from contracts.runtime.batch_registry import BatchRegistry
 from gateway import jobs_sql
 from gateway.batches_deps import batches_of
 from gateway.batches_reads import one_batch

@@ -36,7 +36,7 @@ from redis.asyncio import Redis
 from contracts import codec, streams
 from contracts.jobs import ACTIVE, FINISHED, RETRYABLE, STATUSES, JobStatus
 from contracts.messages import CancelJob, Message, RetryJob, new_id
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from gateway import jobs_sql as sql
 from gateway.feeds import FeedEvent, Feeds
 from gateway.fields import NO_NUL

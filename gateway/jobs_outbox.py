@@ -33,8 +33,8 @@ from redis.asyncio import Redis
 
 from contracts import codec, streams
 from contracts.messages import MoveCompanies, Selection
-from contracts.settings import Settings
-from contracts.tasks import cancel_and_wait
+from contracts.runtime.settings import Settings
+from contracts.runtime.tasks import cancel_and_wait
 from gateway import jobs_sql as sql
 
 log = logging.getLogger("conveyor.gateway.outbox")

@@ -9,7 +9,7 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
-from contracts.db import Executor
+from contracts.runtime.db import Executor
 
 COLUMNS = """id, kind, status, priority, attempts, max_attempts, not_before, source, target,
     total, done, added, already_present, removed, error, feed_from, created_at, started_at,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 
 READ, WRITE = "read", "write"
 SCOPES = {READ, WRITE}

@@ -41,8 +41,8 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
-from contracts.db import create_pool
-from contracts.settings import Settings
+from contracts.runtime.db import create_pool
+from contracts.runtime.settings import Settings
 from gateway.feeds import Feeds
 from gateway.health import check_dependencies, readiness_failure
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from contracts.tasks import cancel_and_wait
+from contracts.runtime.tasks import cancel_and_wait
 from gateway.feeds import HEARTBEAT, RETRY_MS, TERMINAL, FeedEvent
 
 

@@ -21,7 +21,7 @@ from typing import cast
 import httpx
 from litestar import Litestar
 
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 
 __all__ = ["serve"]
 

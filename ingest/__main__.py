@@ -1,7 +1,7 @@
 """`python -m ingest`: serve the ingest service (/healthz, /readyz, /metrics on $INGEST_PORT)."""
 
-from contracts.run import serve
-from contracts.settings import Settings
+from contracts.runtime.run import serve
+from contracts.runtime.settings import Settings
 from ingest.app import create_app
 
 app, _service = create_app(Settings.from_env())

@@ -1,6 +1,6 @@
 """The ingest service: batch lifecycle, point sources, raw point storage.
 
-`create_app(settings)` is its one composition root (see contracts/service.py).
+`create_app(settings)` is its one composition root (see contracts/runtime/service.py).
 
 - `ingest.commands` (StartBatch, StopBatch) -> ingest/lifecycle.py
 - `ingest.points` (RecordPoints, pushed or generated) -> ingest/points.py: COPY into
@@ -14,9 +14,9 @@ from __future__ import annotations
 from faststream.asgi import AsgiFastStream
 
 from contracts import streams
-from contracts.batches import BatchRegistry
-from contracts.service import Service, build_service
-from contracts.settings import Settings
+from contracts.runtime.batch_registry import BatchRegistry
+from contracts.runtime.service import Service, build_service
+from contracts.runtime.settings import Settings
 from ingest.lifecycle import Lifecycle
 from ingest.metrics import IngestMetrics
 from ingest.points import PointsRecorder

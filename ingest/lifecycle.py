@@ -1,5 +1,6 @@
-"""StartBatch and StopBatch: the gateway admitted or stopped a run (contracts/batches.py);
-ingest wakes its supervisor and tells the world with BatchStarted / BatchStopped.
+"""StartBatch and StopBatch: the gateway admitted or stopped a run
+(contracts/runtime/batch_registry.py); ingest wakes its supervisor and tells the
+world with BatchStarted / BatchStopped.
 
 Neither command writes to PostgreSQL here: which runs are admitted lives in Redis
 (the truth the producers are fenced by), and the aggregator projects the events
@@ -31,8 +32,6 @@ import msgspec
 import redis.asyncio as aioredis
 
 from contracts import codec
-from contracts.batches import FAILED_REASON
-from contracts.db import DbConnection
 from contracts.messages import (
     BatchStarted,
     BatchStopped,
@@ -43,6 +42,8 @@ from contracts.messages import (
     derived_id,
     utcnow,
 )
+from contracts.runtime.batch_registry import FAILED_REASON
+from contracts.runtime.db import DbConnection
 from ingest.supervisor import Supervisor
 
 log = logging.getLogger("conveyor.ingest.lifecycle")

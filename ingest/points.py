@@ -13,9 +13,9 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from contracts import codec
-from contracts.db import DbConnection
 from contracts.messages import Point, PointsRecorded, RecordPoints, derived_id
 from contracts.minutes import is_late
+from contracts.runtime.db import DbConnection
 from ingest import sql
 from ingest.metrics import IngestMetrics
 

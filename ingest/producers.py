@@ -1,6 +1,6 @@
 """A run's producer: the background task that makes a batch's points.
 
-It holds the batch's lease (contracts/batches.py) for as long as it runs:
+It holds the batch's lease (contracts/runtime/batch_registry.py) for as long as it runs:
 
 - every `tick` (1/rate, at least MIN_TICK_S) it emits one RecordPoints with the
   points due since the last one (so the rate is exact on average, and thousands
@@ -27,9 +27,9 @@ import random
 import time
 from datetime import datetime, timedelta
 
-from contracts.batches import MAX_ABS_VALUE, BatchRegistry
 from contracts.messages import Point, RecordPoints, StartBatch, new_id, utcnow
-from contracts.tasks import cancel_and_wait
+from contracts.runtime.batch_registry import MAX_ABS_VALUE, BatchRegistry
+from contracts.runtime.tasks import cancel_and_wait
 
 log = logging.getLogger("conveyor.ingest.producer")
 

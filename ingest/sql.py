@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from contracts.db import DbConnection
+from contracts.runtime.db import DbConnection
 
 PointRow = tuple[str, datetime, float, bool, datetime, str, int]
 POINT_COLUMNS = ("batch_id", "ts", "key", "late", "received_at", "message_id", "idx")

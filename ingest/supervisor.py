@@ -23,10 +23,10 @@ import contextlib
 import logging
 import uuid
 
-from contracts.batches import BatchRegistry, decode_start
 from contracts.messages import StartBatch
-from contracts.settings import Settings
-from contracts.tasks import cancel_and_wait
+from contracts.runtime.batch_registry import BatchRegistry, decode_start
+from contracts.runtime.settings import Settings
+from contracts.runtime.tasks import cancel_and_wait
 from ingest.metrics import IngestMetrics
 from ingest.producers import Producer
 

@@ -1,6 +1,6 @@
 """The mover service: planning and applying bulk copy/move jobs.
 
-`create_app(settings)` is its one composition root (see contracts/service.py).
+`create_app(settings)` is its one composition root (see contracts/runtime/service.py).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import msgspec
 from faststream.asgi import AsgiFastStream
 
 from contracts import streams
-from contracts.service import Service, build_service
-from contracts.settings import Settings
+from contracts.runtime.service import Service, build_service
+from contracts.runtime.settings import Settings
 from mover.dead_letters import DeadLetters
 from mover.handlers import Mover
 

@@ -25,7 +25,8 @@ import httpx_sse
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from contracts.settings import Settings
+from contracts.runtime.cli import Command
+from contracts.runtime.settings import Settings
 
 FINAL = {"JobCompleted": "completed", "JobFailed": "failed", "JobCancelled": "cancelled"}
 # Events this client draws; any other (reset, overflow, closed, new kinds) is skipped.
@@ -135,3 +136,7 @@ def _show(progress: Progress, bar: Any, event: str, data: dict[str, Any]) -> str
     if event == "JobFailed":
         progress.console.print(f"error: {data.get('error')}")
     return FINAL.get(event)
+
+
+MOVE = Command("copy or move companies between lists (a job)", move_arguments, cmd_move)
+FOLLOW = Command("watch a job's progress", follow_arguments, cmd_follow)

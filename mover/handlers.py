@@ -20,7 +20,6 @@ import asyncpg
 import msgspec
 
 from contracts import codec, streams
-from contracts.db import DbConnection
 from contracts.jobs import FINISHED
 from contracts.messages import (
     ApplyChunk,
@@ -39,7 +38,8 @@ from contracts.messages import (
     derived_id,
     new_id,
 )
-from contracts.service import Service
+from contracts.runtime.db import DbConnection
+from contracts.runtime.service import Service
 from mover import planning, sql
 
 log = logging.getLogger("conveyor.mover")

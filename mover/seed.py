@@ -15,8 +15,9 @@ import argparse
 import sys
 import uuid
 
-from contracts.db import DbConnection, connect
-from contracts.settings import Settings
+from contracts.runtime.cli import Command
+from contracts.runtime.db import DbConnection, connect
+from contracts.runtime.settings import Settings
 
 MY_LIST = uuid.UUID("00000000-0000-4000-8000-000000000001")
 LIKED = uuid.UUID("00000000-0000-4000-8000-000000000002")
@@ -147,3 +148,7 @@ def seed_arguments(parser: argparse.ArgumentParser) -> None:
 def slowdb_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("state", choices=["on", "off"])
     parser.add_argument("--delay-ms", type=_count, default=100)
+
+
+SEED = Command("load the demo companies and lists", seed_arguments, cmd_seed)
+SLOWDB = Command("turn the 100 ms/row insert trigger on or off", slowdb_arguments, cmd_slowdb)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import asyncpg
 
-from contracts.db import DbConnection, Executor
+from contracts.runtime.db import DbConnection, Executor
 
 JOB_COLUMNS = """job_id, source, target, mode, priority, max_attempts, not_before, lane, status,
     run, pages, pages_done, total, done, added, already_present, removed, row_cost_us, error,

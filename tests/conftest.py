@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from contracts import migrations
-from contracts.db import create_pool
-from contracts.settings import Settings
+from contracts.runtime import migrations
+from contracts.runtime.db import create_pool
+from contracts.runtime.settings import Settings
 from tests.support.keys import API_KEYS
 from tests.support.processes import kill
 from tests.support.services import ServiceUrls, service_urls

@@ -55,14 +55,14 @@ from faststream import AckPolicy
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisStreamMessage
 
-from contracts.db import DbConnection
 from contracts.delivery.deadletter import dead_letter
 from contracts.delivery.idempotency import apply_once
 from contracts.delivery.metrics import DeliveryMetrics
 from contracts.messages import Message
-from contracts.settings import Settings
+from contracts.runtime.db import DbConnection
+from contracts.runtime.settings import Settings
+from contracts.runtime.tasks import cancel_and_wait
 from contracts.streams import StreamSpec
-from contracts.tasks import cancel_and_wait
 
 log = logging.getLogger("conveyor.delivery")
 

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from contracts.db import DbConnection
+from contracts.runtime.db import DbConnection
 
 Effect = Callable[[DbConnection], Awaitable[None]]
 

@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from contracts import streams
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from mover import seed
 from tests.support.keys import WRITE
 from tests.support.whole_stack import WholeStack, whole_stack

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 
 from contracts import streams
 from contracts.messages import utcnow
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from gateway.app import create_app as create_gateway
 from gateway.testing import serve
 from ingest.app import create_app as create_ingest

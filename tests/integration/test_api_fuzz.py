@@ -10,7 +10,7 @@ import asyncpg
 import msgspec
 import pytest
 
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from gateway.app import create_app
 from mover import seed
 from tests.support.http import uvicorn_serve

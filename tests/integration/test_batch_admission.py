@@ -13,8 +13,8 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from contracts.service import Service
-from contracts.settings import Settings
+from contracts.runtime.service import Service
+from contracts.runtime.settings import Settings
 from gateway.app import create_app as create_gateway
 from gateway.testing import serve
 from ingest.app import create_app as create_ingest

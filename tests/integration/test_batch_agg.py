@@ -10,7 +10,7 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from tests.support.batches import Stack, aggregated, batch_stack
 from tests.support.waiting import wait_until
 

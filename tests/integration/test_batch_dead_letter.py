@@ -15,9 +15,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from contracts import streams
-from contracts.db import DbConnection
 from contracts.messages import BatchStopped, IngestCommand
-from contracts.settings import Settings
+from contracts.runtime.db import DbConnection
+from contracts.runtime.settings import Settings
 from ingest.lifecycle import Lifecycle
 from tests.support.batches import Stack, batch_stack
 from tests.support.waiting import wait_until

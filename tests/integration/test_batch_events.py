@@ -17,7 +17,7 @@ from aggregator.app import create_app as create_aggregator
 from contracts import codec, streams
 from contracts.messages import Point, RecordPoints, new_id, utcnow
 from contracts.minutes import floor_minute
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from gateway.app import create_app as create_gateway
 from ingest.app import create_app as create_ingest
 from tests.support.batches import named, running

@@ -12,8 +12,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from aggregator.app import create_app as create_aggregator
-from contracts.service import Service
-from contracts.settings import Settings
+from contracts.runtime.service import Service
+from contracts.runtime.settings import Settings
 from gateway.app import create_app as create_gateway
 from gateway.testing import serve
 from ingest.app import create_app as create_ingest

@@ -13,7 +13,7 @@ from aggregator.minute_closer import acked_before_ms
 from contracts import codec, streams
 from contracts.messages import MinuteClosed, Point, RecordPoints, new_id, utcnow
 from contracts.minutes import floor_minute
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from tests.support.batches import Stack, batch_stack
 from tests.support.waiting import wait_until
 

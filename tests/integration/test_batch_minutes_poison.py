@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from contracts import streams
 from contracts.messages import MinuteClosed, utcnow
 from contracts.minutes import floor_minute
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from tests.support.batches import Stack, batch_stack
 from tests.support.waiting import wait_until
 

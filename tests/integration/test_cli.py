@@ -10,10 +10,11 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 
-from contracts import cli, codec, streams
+from contracts import codec, streams
 from contracts.delivery import dead_letter
 from contracts.messages import StopBatch
-from contracts.settings import Settings
+from contracts.runtime import cli
+from contracts.runtime.settings import Settings
 from tests.support.processes import ROOT, settings_env
 
 pytestmark = pytest.mark.integration
@@ -77,7 +78,7 @@ async def test_migrate_is_idempotent(
 def conveyor(settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
     """`conveyor ARGV...` as a process, as a person runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "contracts.cli", *argv],
+        [sys.executable, "-m", "contracts.runtime.cli", *argv],
         cwd=ROOT,
         env=settings_env(settings),
         capture_output=True,

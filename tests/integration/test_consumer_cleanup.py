@@ -20,8 +20,8 @@ import redis.asyncio as aioredis
 from contracts import codec
 from contracts.delivery.maintenance import remove_idle_consumers
 from contracts.messages import new_id
-from contracts.service import STALE_CONSUMER_CLAIMS
-from contracts.settings import Settings
+from contracts.runtime.service import STALE_CONSUMER_CLAIMS
+from contracts.runtime.settings import Settings
 from tests.support.probe import GROUP, PROBE, TABLES_DDL, Tally, create_app
 from tests.support.processes import consumer_name, kill, start_module
 from tests.support.waiting import wait_until

@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 from contracts import codec
 from contracts.delivery import list_dead
 from contracts.messages import Message, new_id
-from contracts.service import Service, build_service
-from contracts.settings import Settings
+from contracts.runtime.service import Service, build_service
+from contracts.runtime.settings import Settings
 from tests.support.probe import GROUP, PROBE, TABLES_DDL, Tally, apply_tally
 from tests.support.waiting import wait_until
 

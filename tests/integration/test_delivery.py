@@ -13,8 +13,8 @@ from contracts import codec
 from contracts.delivery import list_dead, replay
 from contracts.delivery.idempotency import forget_applied_before
 from contracts.messages import new_id
-from contracts.service import Service
-from contracts.settings import Settings
+from contracts.runtime.service import Service
+from contracts.runtime.settings import Settings
 from tests.support.probe import GROUP, PROBE, TABLES_DDL, Tally, create_app
 from tests.support.waiting import wait_until
 

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from contracts import codec
 from contracts.messages import new_id
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from tests.support.probe import GROUP, PROBE, TABLES_DDL, Tally
 from tests.support.processes import consumer_name, kill, start_module
 from tests.support.waiting import wait_until

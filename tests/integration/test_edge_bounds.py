@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from contracts import streams
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from gateway.app import create_app
 from gateway.testing import serve
 from mover import seed

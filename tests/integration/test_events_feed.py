@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from contracts import codec, streams
 from contracts.messages import BatchStarted, Counts, JobProgressed, new_id, utcnow
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from gateway.app import create_app
 from tests.integration.test_sse_over_http import new_job
 from tests.support.http import uvicorn_serve

@@ -12,7 +12,7 @@ import httpx_sse
 import pytest
 
 from contracts import streams
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from gateway.app import create_app
 from ingest.app import create_app as create_ingest
 from tests.support.batches import named, running

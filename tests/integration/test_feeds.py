@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 
 from contracts import codec, streams
 from contracts.messages import Counts, JobProgressed, new_id
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from gateway.feeds import FeedEvent, Feeds
 
 pytestmark = pytest.mark.integration

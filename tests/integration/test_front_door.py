@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from litestar import Litestar
 
 from contracts import streams
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from gateway.app import create_app
 from gateway.keys import BadKeys
 from tests.support.http import uvicorn_serve

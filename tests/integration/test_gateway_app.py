@@ -19,7 +19,7 @@ from litestar.params import FromPath, JSONBody
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from gateway.app import create_app
 from gateway.problems import ProblemError
 from gateway.testing import serve

@@ -19,7 +19,7 @@ import msgspec
 import pytest
 from httpx import Response
 
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from gateway.app import create_app
 from gateway.testing import serve
 from tests.support.waiting import wait_until

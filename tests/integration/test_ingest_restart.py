@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from contracts import streams
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from gateway.app import create_app as create_gateway
 from gateway.testing import serve
 from tests.support.batches import drained, entry_ms, free_port, recorded

@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from contracts import streams
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from tests.support.mover_stack import MY_LIST, mover_world
 from tests.support.waiting import wait_until
 

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from contracts import codec, streams
 from contracts.delivery import list_dead
 from contracts.messages import JobQueued, MoveCompanies, Selection, derived_id, new_id
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from mover.app import create_app as create_mover
 from tests.support.mover_stack import MY_LIST, MoverWorld, mover_world
 from tests.support.waiting import wait_until

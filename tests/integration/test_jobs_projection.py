@@ -18,7 +18,6 @@ from prometheus_client import CollectorRegistry
 
 from aggregator.jobs import JobsProjection
 from contracts import streams
-from contracts.db import connect
 from contracts.delivery.idempotency import apply_once
 from contracts.messages import (
     Counts,
@@ -30,8 +29,9 @@ from contracts.messages import (
     Message,
     new_id,
 )
-from contracts.service import Service
-from contracts.settings import Settings
+from contracts.runtime.db import connect
+from contracts.runtime.service import Service
+from contracts.runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,7 @@
 
 Each service runs as a process (its `__main__` is what sets logging up) until it is
 ready, then is stopped; every line it wrote must be one record in the format of
-contracts/logs.py: uvicorn's, FastStream's, Litestar's and our own alike.
+contracts/runtime/logs.py: uvicorn's, FastStream's, Litestar's and our own alike.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from tests.support.processes import free_port, kill, start_module
 from tests.support.waiting import wait_until
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from contracts import migrations
+from contracts.runtime import migrations
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 from rich.console import Console
 
-from contracts import cli
-from contracts.settings import Settings
+from contracts.runtime import cli
+from contracts.runtime.settings import Settings
 from mover.follow import follow
 from tests.support.keys import WRITE_KEY
 from tests.support.mover_stack import MY_LIST, mover_world

@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from tests.support.mover_stack import MY_LIST, MoverWorld, mover_world
 from tests.support.processes import free_port, kill, start_module
 from tests.support.waiting import wait_until

@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from contracts import streams
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from tests.support.mover_stack import IGNORE, LIKED, MY_LIST, MoverWorld, mover_world
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from contracts import streams
 from contracts.messages import utcnow
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from tests.support.batches import Stack, aggregated, batch_stack, recorded
 from tests.support.waiting import wait_until
 

@@ -23,7 +23,7 @@ from litestar import Litestar
 
 from contracts import codec, streams
 from contracts.messages import Counts, JobProgressed, new_id
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from gateway import jobs_sql
 from gateway.app import create_app
 from gateway.feeds import Feeds

@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from tests.support.processes import free_port, start_module
 from tests.support.waiting import wait_until
 

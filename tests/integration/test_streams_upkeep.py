@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 from contracts import codec, streams
 from contracts.delivery.maintenance import trim
 from contracts.messages import StopBatch
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
 FAR_FUTURE_MS = 10**13  # every entry is past its retention window

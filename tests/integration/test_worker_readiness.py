@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 
 from contracts import codec
 from contracts.messages import new_id
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from tests.integration.test_gateway_readiness import OwnRedis, with_port
 from tests.support.probe import PROBE, TABLES_DDL, Tally
 from tests.support.processes import free_port, start_module

@@ -21,7 +21,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"

@@ -24,8 +24,8 @@ import asyncpg
 import httpx
 import httpx_sse
 
-from contracts.db import connect
-from contracts.settings import Settings
+from contracts.runtime.db import connect
+from contracts.runtime.settings import Settings
 from mover import seed
 from tests.perf.stack import AUTH, fresh_schema, percentile, services, wait_ready
 

@@ -28,9 +28,9 @@ import httpx
 import redis.asyncio as aioredis
 
 from contracts import codec, streams
-from contracts.db import connect
 from contracts.messages import Counts, JobProgressed, new_id
-from contracts.settings import Settings
+from contracts.runtime.db import connect
+from contracts.runtime.settings import Settings
 from mover import seed
 from tests.perf.stack import (
     AUTH,

@@ -32,7 +32,7 @@ import httpx
 import msgspec
 import redis.asyncio as aioredis
 
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from tests.perf.stack import AUTH, fresh_schema, percentile, services, wait_ready
 
 BATCHES = 10

@@ -16,8 +16,8 @@ import httpx
 import msgspec
 import redis.asyncio as aioredis
 
-from contracts import migrations
-from contracts.settings import Settings
+from contracts.runtime import migrations
+from contracts.runtime.settings import Settings
 from tests.support.processes import free_port, kill, start_module
 
 BENCH_KEY = "bench-secret-0123456789abcdef"

@@ -17,8 +17,8 @@ from aggregator import points_sql
 from aggregator.app import create_app as create_aggregator
 from contracts import streams
 from contracts.messages import RecordPoints
-from contracts.service import Service
-from contracts.settings import Settings
+from contracts.runtime.service import Service
+from contracts.runtime.settings import Settings
 from gateway.app import create_app as create_gateway
 from gateway.testing import serve
 from ingest.app import create_app as create_ingest

@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 
 from aggregator.app import create_app as create_aggregator
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 from gateway.app import create_app as create_gateway
 from mover import seed
 from mover.app import create_app as create_mover

@@ -13,11 +13,11 @@ import os
 
 from faststream.asgi import AsgiFastStream
 
-from contracts.db import DbConnection
 from contracts.messages import Message
-from contracts.run import serve
-from contracts.service import Service, build_service
-from contracts.settings import Settings
+from contracts.runtime.db import DbConnection
+from contracts.runtime.run import serve
+from contracts.runtime.service import Service, build_service
+from contracts.runtime.settings import Settings
 from contracts.streams import HOUR_MS, StreamSpec
 
 GROUP = "probe"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import msgspec
 
-from contracts.settings import ENV_NAMES, Settings
+from contracts.runtime.settings import ENV_NAMES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,8 +22,9 @@ import msgspec
 import redis
 
 from aggregator.app import create_app as create_aggregator
-from contracts import migrations, streams
-from contracts.settings import Settings
+from contracts import streams
+from contracts.runtime import migrations
+from contracts.runtime.settings import Settings
 from gateway.app import create_app as create_gateway
 from ingest.app import create_app as create_ingest
 from mover import seed

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from contracts import batches
 from contracts.messages import StartBatch
-from contracts.settings import Settings
+from contracts.runtime import batch_registry
+from contracts.runtime.settings import Settings
 from gateway import fields
 from gateway.app import create_app
 from gateway.batches_points import BadPoints, parse_points
@@ -26,7 +26,7 @@ INT64_MAX = 2**63 - 1
 
 
 def test_the_gateway_and_the_producers_share_one_bound() -> None:
-    assert batches.MAX_ABS_VALUE == fields.MAX_ABS_VALUE
+    assert batch_registry.MAX_ABS_VALUE == fields.MAX_ABS_VALUE
 
 
 def test_the_bound_keeps_any_minute_sum_a_finite_double_and_integers_exact() -> None:
@@ -37,7 +37,7 @@ def test_the_bound_keeps_any_minute_sum_a_finite_double_and_integers_exact() -> 
 
 @pytest.mark.parametrize("distribution", ["uniform_int", "uniform", "normal"])
 def test_producers_draw_within_the_bound_at_the_extremes(distribution: str) -> None:
-    bound = batches.MAX_ABS_VALUE
+    bound = batch_registry.MAX_ABS_VALUE
     start = StartBatch(
         id="r", batch_id="b", distribution=distribution,  # type: ignore[arg-type]
         low=-bound, high=bound, mean=bound, stddev=bound,

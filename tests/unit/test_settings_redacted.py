@@ -7,7 +7,7 @@ import logging
 import pytest
 from rich.pretty import pretty_repr
 
-from contracts.settings import Settings, redact_url
+from contracts.runtime.settings import Settings, redact_url
 
 SECRETS = ("s3cret-dev", "t0ken:ops", "r3dispw", "pgpw", "qpw", "sslpw")
 

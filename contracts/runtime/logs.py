@@ -10,7 +10,7 @@ JSON object instead (`time`, `level`, `service`, `logger`, `message`, `exc_info`
 Every logger goes through the one handler on the root logger: uvicorn's (served
 with `log_config=None`, so it neither installs its coloured formatter nor its own
 handlers), FastStream's (its app logger ships with a coloured handler of its own,
-removed here; the brokers are built with a plain logger, see contracts/service.py)
+removed here; the brokers are built with a plain logger, see contracts/runtime/service.py)
 and Litestar's (its default config, installed by `create_app`, replaced here).
 """
 

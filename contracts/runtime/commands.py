@@ -1,45 +1,30 @@
-"""`conveyor`: the operator's command line.
+"""The `conveyor` verbs on the shared stores: wait, migrate, streams, dlq.
 
-    conveyor wait [--timeout S]          wait for Redis and PostgreSQL
-    conveyor migrate                     apply the SQL migrations
-    conveyor streams                     every stream: length, groups, pending, lag, dead letters
-    conveyor dlq list STREAM [--count N] dead letters of STREAM, oldest first
-    conveyor dlq replay STREAM [--id ID ...]  put dead letters back on STREAM
-
-Settings come from the environment (REDIS_URL, DATABASE_URL, CONVEYOR_*).
-Bad input (an unknown stream or dead letter, a malformed number) and an
-unreachable Redis, PostgreSQL or gateway end with a message on stderr and a
-non-zero status: 2 for what argparse refuses, 1 for the rest.
-Commands registered by the services' own modules (seed, move, ...) are added
-through `COMMANDS` below.
+Each verb is a `Command` named in the command table (`pyproject.toml`,
+`[project.entry-points."conveyor.commands"]`); `contracts.runtime.cli` builds
+the command line from that table.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import sys
 import time
-from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
-import httpx
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from contracts import migrations, streams
+from contracts import streams
 from contracts.delivery import list_dead, replay
-from contracts.settings import Settings
+from contracts.runtime import migrations
+from contracts.runtime.cli import Command
+from contracts.runtime.settings import Settings
 
-Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 STREAM_NAMES = tuple(spec.name for spec in streams.ALL)
 REPLAY_AT_MOST = 1000
-# What an unreachable store or gateway raises: one line on stderr, not a traceback.
-UNREACHABLE = (OSError, RedisError, asyncpg.PostgresError, httpx.TransportError)
 
 HOW_TO_START = {
     "redis": 'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" '
@@ -164,38 +149,6 @@ async def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-# Other modules add their commands here: name -> (help, add_arguments, run).
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]] = {}
-PLUGINS = ("mover.cli", "gateway.devkey")
-
-
-def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="conveyor", description=__doc__.split("\n\n")[0])
-    sub = root.add_subparsers(dest="command", required=True)
-    wait = sub.add_parser("wait", help="wait for Redis and PostgreSQL")
-    wait.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
-    wait.set_defaults(run=cmd_wait)
-    sub.add_parser("migrate", help="apply the SQL migrations").set_defaults(run=cmd_migrate)
-    sub.add_parser("streams", help="streams, groups, pending, lag").set_defaults(run=cmd_streams)
-    dlq = sub.add_parser("dlq", help="dead letters").add_subparsers(dest="dlq", required=True)
-    ls = dlq.add_parser("list", help="list the dead letters of a stream")
-    _stream_argument(ls)
-    ls.add_argument("--count", type=_positive, default=100, help="at most this many (100)")
-    ls.add_argument("--json", action="store_true", help="one JSON array")
-    ls.set_defaults(run=cmd_dlq_list)
-    rp = dlq.add_parser("replay", help="append dead letters back onto their stream")
-    _stream_argument(rp)
-    rp.add_argument("--id", action="append", help="a DLQ entry id (repeatable); default all")
-    rp.set_defaults(run=cmd_dlq_replay)
-    for module in PLUGINS:
-        importlib.import_module(module)
-    for name, (help_text, add_arguments, run) in COMMANDS.items():
-        command = sub.add_parser(name, help=help_text)
-        add_arguments(command)
-        command.set_defaults(run=run)
-    return root
-
-
 def _stream_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "stream", choices=STREAM_NAMES, metavar="STREAM", help=f"one of {', '.join(STREAM_NAMES)}"
@@ -212,23 +165,31 @@ def _positive(text: str) -> int:
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    run: Command = args.run
-    try:
-        settings = Settings.from_env()
-    except ValueError as exc:
-        print(f"conveyor: {exc}", file=sys.stderr)
-        return 2
-    try:
-        return asyncio.run(run(args, settings))
-    except UNREACHABLE as exc:
-        where = settings.redacted()
-        print(f"conveyor {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        print(f"  REDIS_URL={where['redis_url']} DATABASE_URL={where['database_url']}; "
-              "`conveyor wait` says which is down", file=sys.stderr)  # fmt: skip
-        return 1
+def _wait_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _dlq_arguments(parser: argparse.ArgumentParser) -> None:
+    dlq = parser.add_subparsers(dest="dlq", required=True)
+    ls = dlq.add_parser("list", help="list the dead letters of a stream")
+    _stream_argument(ls)
+    ls.add_argument("--count", type=_positive, default=100, help="at most this many (100)")
+    ls.add_argument("--json", action="store_true", help="one JSON array")
+    rp = dlq.add_parser("replay", help="append dead letters back onto their stream")
+    _stream_argument(rp)
+    rp.add_argument("--id", action="append", help="a DLQ entry id (repeatable); default all")
+
+
+async def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
+    run = cmd_dlq_list if args.dlq == "list" else cmd_dlq_replay
+    return await run(args, settings)
+
+
+WAIT = Command("wait for Redis and PostgreSQL", _wait_arguments, cmd_wait)
+MIGRATE = Command("apply the SQL migrations", _no_arguments, cmd_migrate)
+STREAMS = Command("streams, groups, pending, lag", _no_arguments, cmd_streams)
+DLQ = Command("dead letters", _dlq_arguments, cmd_dlq)

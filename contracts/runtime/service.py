@@ -31,13 +31,13 @@ from faststream.redis import RedisBroker
 from prometheus_client import make_asgi_app
 from redis.exceptions import RedisError
 
-from contracts.db import create_pool
 from contracts.delivery import Delivery, DeliveryMetrics
 from contracts.delivery.idempotency import forget_applied_before
 from contracts.delivery.maintenance import observe, remove_idle_consumers, trim
-from contracts.readiness import OK, health_routes, probe
-from contracts.settings import Settings
-from contracts.tasks import cancel_and_wait
+from contracts.runtime.db import create_pool
+from contracts.runtime.readiness import OK, health_routes, probe
+from contracts.runtime.settings import Settings
+from contracts.runtime.tasks import cancel_and_wait
 
 log = logging.getLogger("conveyor.service")
 UPKEEP_INTERVAL_S = 15.0
@@ -201,7 +201,7 @@ def build_service(
     broker = WorkerBroker(
         settings.redis_url,
         graceful_timeout=settings.shutdown_grace_s,
-        # A plain logger: its records go through the root handler (contracts/logs.py),
+        # A plain logger: its records go through the root handler (contracts/runtime/logs.py),
         # not through the coloured handler FastStream would attach to its own.
         logger=logging.getLogger("faststream.redis"),
         log_level=logging.DEBUG,

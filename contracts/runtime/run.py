@@ -8,13 +8,13 @@ from typing import Any
 
 import uvicorn
 
-from contracts import logs
+from contracts.runtime import logs
 
 
 def serve(app: Any, *, name: str, default_port: int) -> None:
     """Serve `app` on `$<NAME>_PORT` (or `default_port`); SIGTERM and Ctrl-C drain it.
 
-    Logging is `contracts.logs` (one format for every service); uvicorn gets
+    Logging is `contracts.runtime.logs` (one format for every service); uvicorn gets
     `log_config=None` so that it adds no handler or colours of its own.
     """
     logs.setup(name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import asyncpg.pool
 
-from contracts.settings import Settings
+from contracts.runtime.settings import Settings
 
 
 async def create_pool(settings: Settings) -> asyncpg.Pool:

@@ -5,7 +5,8 @@ A deliberately small runner rather than a tool: the tools that fit raw SQL
 the schema applied into a fresh PostgreSQL schema in-process through asyncpg.
 What it does:
 
-- files `deploy/migrations/NNNN_name.sql`, applied in version order;
+- files `NNNN_name.sql` beside this module (shipped in the wheel, read through
+  `importlib.resources`), applied in version order;
 - each file in its own transaction, recorded in `schema_migrations` with a checksum;
 - a changed checksum of an applied file is an error (edit by adding a migration);
 - a transaction-level advisory lock, so two `migrate` runs at once apply each file once.
@@ -16,11 +17,11 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 
 import asyncpg
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "deploy" / "migrations"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LOCK_KEY = 0x0C0_4E_40  # any constant shared by every migrate run
 
@@ -40,9 +41,16 @@ class MigrationError(RuntimeError):
     pass
 
 
-def load(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def _shipped() -> Traversable:
+    return resources.files(__name__)
+
+
+def load(directory: Traversable | None = None) -> list[Migration]:
+    """The migrations in `directory` (default: the ones shipped here), in version order."""
+    directory = _shipped() if directory is None else directory
     found: list[Migration] = []
-    for path in sorted(directory.glob("*.sql")):
+    files = (f for f in directory.iterdir() if f.is_file() and f.name.endswith(".sql"))
+    for path in sorted(files, key=lambda f: f.name):
         match = _NAME.match(path.name)
         if match is None:
             raise MigrationError(f"{path.name}: expected NNNN_name.sql")
@@ -53,7 +61,7 @@ def load(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-async def apply(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+async def apply(conn: asyncpg.Connection, directory: Traversable | None = None) -> list[Migration]:
     """Apply the migrations not yet applied in the connection's schema; return them."""
     await conn.execute(
         """CREATE TABLE IF NOT EXISTS schema_migrations (
