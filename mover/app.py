@@ -1,6 +1,15 @@
 """The mover service: planning and applying bulk copy/move jobs.
 
 `create_app(settings)` is its one composition root (see contracts/runtime/service.py).
+Where each stream is handled:
+
+- `mover.commands`: mover/commands.py (MoveCompanies, StartJob, CancelJob, RetryJob);
+- `mover.chunks` and `mover.express`: mover/chunks.py (ApplyChunk);
+- their dead letters: mover/dead_letters.py;
+- jobs with a start time: mover/schedule.py, in the background.
+
+What they share (releasing chunks, publishing job events) is mover/jobs.py, their
+decisions are mover/planning.py, and their SQL is mover/sql.py.
 """
 
 from __future__ import annotations
@@ -11,26 +20,29 @@ from faststream.asgi import AsgiFastStream
 from contracts import streams
 from contracts.runtime.service import Service, build_service
 from contracts.runtime.settings import Settings
+from mover.chunks import Chunks
+from mover.commands import Commands
 from mover.dead_letters import DeadLetters
-from mover.handlers import Mover
+from mover.jobs import Jobs
+from mover.schedule import Scheduler
 
 
 def register(service: Service) -> None:
     s = service.settings
-    mover = Mover(service)
-    dead = DeadLetters(mover)
+    jobs = Jobs(service)
+    commands, chunks, dead = Commands(jobs), Chunks(jobs), DeadLetters(jobs)
     consume = service.delivery.consume
     consume(
-        streams.MOVER_COMMANDS, streams.MOVER, mover.on_command, after_commit=mover.after_command,
+        streams.MOVER_COMMANDS, streams.MOVER, commands.handle, after_commit=commands.after,
         on_dead_letter=dead.command,
     )  # fmt: skip
     for spec, workers in (
         (streams.MOVER_CHUNKS, s.mover_concurrency),
         (streams.MOVER_EXPRESS, s.mover_express_concurrency),
     ):
-        consume(spec, streams.MOVER, mover.apply, after_commit=mover.after_apply,
+        consume(spec, streams.MOVER, chunks.apply, after_commit=chunks.after_apply,
                 on_dead_letter=dead.chunk, concurrency=workers, batch=workers)  # fmt: skip
-    service.background(mover.schedule_due)
+    service.background(Scheduler(jobs).schedule_due)
 
 
 def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:

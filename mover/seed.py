@@ -18,6 +18,7 @@ import uuid
 from contracts.runtime.cli import Command
 from contracts.runtime.db import DbConnection, connect
 from contracts.runtime.settings import Settings
+from mover import sql
 
 MY_LIST = uuid.UUID("00000000-0000-4000-8000-000000000001")
 LIKED = uuid.UUID("00000000-0000-4000-8000-000000000002")
@@ -41,51 +42,26 @@ async def seed(
 ) -> dict[str, int]:
     check_sizes(companies=companies, my_list=my_list, liked=liked, ignore=ignore)
     async with conn.transaction():
-        await conn.execute(
-            """INSERT INTO companies (id, name)
-               SELECT g, ($2::text[])[1 + g % cardinality($2::text[])] || ' ' || g
-               FROM generate_series(1, $1) g ON CONFLICT (id) DO NOTHING""",
-            companies,
-            WORDS,
-        )
+        await sql.add_companies(conn=conn, count=companies, names=WORDS)
         lists = [
             (MY_LIST, "My List", 1, my_list),
             (LIKED, "Liked Companies", 1, liked),
             (IGNORE, "Companies to Ignore", my_list - ignore // 2 + 1, ignore),
         ]
         for list_id, name, first, size in lists:
-            await conn.execute(
-                "INSERT INTO collections (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
-                list_id,
-                name,
-            )
-            await conn.execute(
-                """INSERT INTO memberships (collection_id, company_id)
-                   SELECT $1, g FROM generate_series($2::bigint, $3::bigint) g
-                   WHERE g <= $4 ON CONFLICT DO NOTHING""",
-                list_id, first, first + size - 1, companies,
+            await sql.add_collection(conn=conn, collection_id=list_id, name=name)
+            await sql.add_members(
+                conn=conn, collection_id=list_id, first=first, last=first + size - 1,
+                companies=companies,
             )  # fmt: skip
-    rows = await conn.fetch(
-        "SELECT c.name, count(m.*) AS n FROM collections c LEFT JOIN memberships m "
-        "ON m.collection_id = c.id GROUP BY c.name ORDER BY c.name"
-    )
-    return {r["name"]: r["n"] for r in rows}
+    return await sql.collection_sizes(conn=conn)
 
 
 async def slow_db(conn: DbConnection, *, on: bool, delay_ms: int = 100) -> None:
     """Install (or remove) a trigger that sleeps `delay_ms` per inserted membership."""
-    await conn.execute("DROP TRIGGER IF EXISTS memberships_throttle ON memberships")
-    if not on:
-        return
-    await conn.execute(
-        f"""CREATE OR REPLACE FUNCTION memberships_throttle() RETURNS trigger
-            LANGUAGE plpgsql AS $$
-            BEGIN PERFORM pg_sleep({delay_ms / 1000.0}); RETURN NEW; END $$"""
-    )
-    await conn.execute(
-        """CREATE TRIGGER memberships_throttle BEFORE INSERT ON memberships
-           FOR EACH ROW EXECUTE FUNCTION memberships_throttle()"""
-    )
+    await sql.drop_throttle(conn=conn)
+    if on:
+        await sql.add_throttle(conn=conn, delay_ms=delay_ms)
 
 
 async def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
