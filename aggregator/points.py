@@ -6,7 +6,8 @@
   the message as applied. A redelivered or replayed message finds its record and
   changes nothing; a killed aggregator's transaction is rolled back whole and the
   message is claimed by another. So the aggregates are exact: they equal a
-  recomputation from the raw on-time points (`points_sql.recompute`).
+  recomputation from the raw on-time points (the tests check it:
+  tests/support/batches.py `stored_equals_recomputed`).
   Lateness was decided by ingest from the point's arrival (contracts/minutes.py);
   late points never reach this handler.
 - `batches.events`: BatchStarted / BatchStopped fill `batch_runs` (in either

@@ -68,22 +68,6 @@ UPDATE minute_aggregates SET close_error = $3
 WHERE batch_id = $1 AND minute = $2 AND NOT closed
 """
 
-_RECOMPUTE = """
-SELECT batch_id, date_trunc('minute', ts, 'UTC') AS minute, count(*) AS count,
-       sum(key::numeric) AS sum, min(key) AS min, max(key) AS max
-FROM points
-WHERE NOT late AND ($1::text IS NULL OR batch_id = $1)
-GROUP BY 1, 2
-ORDER BY 1, 2
-"""
-
-_STORED = """
-SELECT batch_id, minute, count, sum, min, max
-FROM minute_aggregates
-WHERE $1::text IS NULL OR batch_id = $1
-ORDER BY 1, 2
-"""
-
 _RUN_STARTED = """
 INSERT INTO batch_runs (run_id, batch_id, started_at, rate, distribution)
 VALUES ($1, $2, $3, $4, $5)
@@ -123,16 +107,6 @@ async def close_one(*, conn: DbConnection, batch_id: str, minute: datetime) -> l
 async def set_aside(*, conn: DbConnection, batch_id: str, minute: datetime, error: str) -> None:
     """Record why a minute could not close; it is not due again until new points arrive."""
     await conn.execute(_SET_ASIDE, batch_id, minute, error)
-
-
-async def recompute(*, conn: DbConnection, batch_id: str | None = None) -> list[asyncpg.Record]:
-    """The per-minute aggregates computed afresh from the raw on-time points."""
-    return list(await conn.fetch(_RECOMPUTE, batch_id))
-
-
-async def stored(*, conn: DbConnection, batch_id: str | None = None) -> list[asyncpg.Record]:
-    """The per-minute aggregates as the aggregator keeps them (same columns as `recompute`)."""
-    return list(await conn.fetch(_STORED, batch_id))
 
 
 async def run_started(

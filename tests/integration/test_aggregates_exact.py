@@ -20,7 +20,6 @@ from contracts import streams
 from contracts.messages import utcnow
 from contracts.runtime.settings import Settings
 from gateway.app import create_app as create_gateway
-from gateway.testing import serve
 from ingest.app import create_app as create_ingest
 from tests.support.batches import (
     aggregated,
@@ -30,6 +29,7 @@ from tests.support.batches import (
     running,
     stored_equals_recomputed,
 )
+from tests.support.gateway import serve
 from tests.support.processes import consumer_name, kill, start_module
 from tests.support.waiting import wait_until
 

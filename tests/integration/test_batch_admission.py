@@ -16,9 +16,9 @@ import redis.asyncio as aioredis
 from contracts.runtime.service import Service
 from contracts.runtime.settings import Settings
 from gateway.app import create_app as create_gateway
-from gateway.testing import serve
 from ingest.app import create_app as create_ingest
 from tests.support.batches import named, recorded, running
+from tests.support.gateway import serve
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration

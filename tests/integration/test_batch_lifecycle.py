@@ -15,9 +15,9 @@ from aggregator.app import create_app as create_aggregator
 from contracts.runtime.service import Service
 from contracts.runtime.settings import Settings
 from gateway.app import create_app as create_gateway
-from gateway.testing import serve
 from ingest.app import create_app as create_ingest
 from tests.support.batches import aggregated, entry_ms, named, recorded, running
+from tests.support.gateway import serve
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration

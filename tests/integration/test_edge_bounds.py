@@ -19,8 +19,8 @@ import redis.asyncio as aioredis
 from contracts import streams
 from contracts.runtime.settings import Settings
 from gateway.app import create_app
-from gateway.testing import serve
 from mover import seed
+from tests.support.gateway import serve
 from tests.support.mover_stack import MY_LIST, MoverWorld, mover_world
 from tests.support.waiting import wait_until
 

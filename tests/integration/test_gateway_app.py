@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from contracts.runtime.settings import Settings
 from gateway.app import create_app
 from gateway.problems import ProblemError
-from gateway.testing import serve
+from tests.support.gateway import serve
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from httpx import Response
 
 from contracts.runtime.settings import Settings
 from gateway.app import create_app
-from gateway.testing import serve
+from tests.support.gateway import serve
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration

@@ -14,8 +14,8 @@ import redis.asyncio as aioredis
 from contracts import streams
 from contracts.runtime.settings import Settings
 from gateway.app import create_app
-from gateway.testing import serve
 from mover import seed
+from tests.support.gateway import serve
 
 pytestmark = pytest.mark.integration
 

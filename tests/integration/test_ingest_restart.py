@@ -17,8 +17,8 @@ import redis.asyncio as aioredis
 from contracts import streams
 from contracts.runtime.settings import Settings
 from gateway.app import create_app as create_gateway
-from gateway.testing import serve
 from tests.support.batches import drained, entry_ms, free_port, recorded
+from tests.support.gateway import serve
 from tests.support.processes import consumer_name, kill, start_module
 from tests.support.waiting import wait_until
 
