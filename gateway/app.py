@@ -18,8 +18,10 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
 from contracts.runtime.settings import Settings
-from gateway import auth, batches, catalog, events, health, jobs, jobs_outbox, moves
+from gateway import auth, batches, catalog, events, health
 from gateway.auth import Door, FrontDoor
+from gateway.jobs import moves, outbox
+from gateway.jobs import routes as jobs
 from gateway.keys import Keys
 from gateway.metrics import MetricsController, RegistryPrometheusConfig, new_registry
 from gateway.problems import document_problems, exception_handlers
@@ -56,14 +58,14 @@ def create_app(
             MetricsController,
             batches.router,  # batches: /batches..., /stats (gateway/batches*.py)
             catalog.router,  # /collections..., /companies (gateway/catalog.py)
-            moves.create_move,  # POST /moves (gateway/moves.py)
-            jobs.router,  # /jobs... (gateway/jobs.py)
+            moves.create_move,  # POST /moves (gateway/jobs/moves.py)
+            jobs.router,  # /jobs... (gateway/jobs/routes.py)
             events.all_events,  # GET /events (gateway/events.py)
             auth.create_ticket,  # POST /auth/tickets (gateway/auth.py)
             *extra_route_handlers,
         ],
-        # resources first; the jobs outbox sweep (gateway/jobs_outbox.py) uses them
-        lifespan=[lifespan(settings), jobs_outbox.outbox(settings)],
+        # resources first; the jobs outbox sweep (gateway/jobs/outbox.py) uses them
+        lifespan=[lifespan(settings), outbox.outbox(settings)],
         state=State({"settings": settings, "metrics_registry": registry}),
         dependencies=dependencies(),
         middleware=[

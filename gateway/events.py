@@ -30,11 +30,11 @@ from litestar.response import ServerSentEvent
 
 from contracts import streams
 from contracts.runtime.batch_registry import BatchRegistry
-from gateway import jobs_sql
 from gateway.batches_deps import batches_of
 from gateway.batches_reads import one_batch
 from gateway.feeds import HEARTBEAT, TERMINAL, FeedEvent, Feeds, Subscription
 from gateway.fields import NO_NUL
+from gateway.jobs import sql as jobs_sql
 from gateway.problems import ProblemError
 from gateway.sse import decode_cursor, encode_cursor, merge, sse
 

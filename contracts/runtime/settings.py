@@ -104,7 +104,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     mover_max_pages_per_chunk: int = 250
     mover_express_rows: int = 1_000
     mover_progress_interval_ms: int = 100
-    # The job row is an outbox (gateway/jobs_outbox.py): a move still `queued` this long
+    # The job row is an outbox (gateway/jobs/outbox.py): a move still `queued` this long
     # after it was accepted, whose command is no longer waiting in mover.commands, has
     # its MoveCompanies published again (same id; the mover applies it once).
     job_replan_after_s: float = 30.0

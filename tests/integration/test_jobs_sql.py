@@ -8,7 +8,7 @@ import uuid
 import asyncpg
 import pytest
 
-from gateway import jobs_sql
+from gateway.jobs import sql as jobs_sql
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration

@@ -24,9 +24,9 @@ from litestar import Litestar
 from contracts import codec, streams
 from contracts.messages import Counts, JobProgressed, new_id
 from contracts.runtime.settings import Settings
-from gateway import jobs_sql
 from gateway.app import create_app
 from gateway.feeds import Feeds
+from gateway.jobs import sql as jobs_sql
 from gateway.sse import HEARTBEAT_BYTES, merge
 from tests.support.http import uvicorn_serve
 from tests.support.keys import WRITE

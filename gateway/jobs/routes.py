@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated, Any, Literal, Protocol
 
@@ -37,10 +36,11 @@ from contracts import codec, streams
 from contracts.jobs import ACTIVE, FINISHED, RETRYABLE, STATUSES, JobStatus
 from contracts.messages import CancelJob, Message, RetryJob, new_id
 from contracts.runtime.settings import Settings
-from gateway import jobs_sql as sql
 from gateway.feeds import FeedEvent, Feeds
 from gateway.fields import NO_NUL
-from gateway.jobs_outbox import move_command
+from gateway.jobs import sql
+from gateway.jobs.outbox import move_command
+from gateway.jobs.views import JobStats, JobView, view
 from gateway.paging import Limit, Offset, Page
 from gateway.problems import ProblemError
 from gateway.sse import is_entry_id, sse
@@ -48,46 +48,6 @@ from gateway.sse import is_entry_id, sse
 Sort = Literal["created_at", "-created_at", "priority", "-priority", "status"]
 FINAL_EVENTS = ("JobCompleted", "JobFailed", "JobCancelled")
 MAX_JOB_ID = 64  # ids are 32 hex characters; anything longer names no job
-
-
-class Links(msgspec.Struct):
-    self: str
-    events: str
-
-
-class JobView(msgspec.Struct, kw_only=True):
-    id: str
-    kind: str
-    status: str
-    priority: int
-    attempts: int
-    max_attempts: int
-    not_before: datetime | None
-    source: uuid.UUID | None
-    target: uuid.UUID | None
-    total: int | None
-    done: int
-    added: int
-    already_present: int
-    removed: int
-    error: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    updated_at: datetime
-    links: Links
-
-
-class JobStats(msgspec.Struct):
-    by_status: dict[str, int]
-    by_kind: dict[str, dict[str, int]]
-    total: int
-
-
-def view(row: asyncpg.Record) -> JobView:
-    fields = {k: v for k, v in dict(row).items() if k != "feed_from"}
-    job_id = fields["id"]
-    return JobView(**fields, links=Links(f"/jobs/{job_id}", f"/jobs/{job_id}/events"))
 
 
 async def find(pool: asyncpg.Pool, job_id: str) -> asyncpg.Record:

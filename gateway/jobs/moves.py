@@ -29,10 +29,11 @@ from redis.asyncio import Redis
 from contracts import codec, streams
 from contracts.messages import JobQueued, MoveCompanies, Selection, derived_id, id_from_key, new_id
 from contracts.runtime.settings import Settings
-from gateway import catalog_sql, idempotency, jobs_sql
+from gateway import catalog_sql, idempotency
 from gateway.fields import BOUNDS_AS_422, AwareDatetime, Int64Id, utc
 from gateway.idempotency import IdempotencyKey
-from gateway.jobs import JobView, view
+from gateway.jobs import sql as jobs_sql
+from gateway.jobs.views import JobView, view
 from gateway.problems import ProblemError
 
 

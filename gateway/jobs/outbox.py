@@ -35,7 +35,7 @@ from contracts import codec, streams
 from contracts.messages import MoveCompanies, Selection
 from contracts.runtime.settings import Settings
 from contracts.runtime.tasks import cancel_and_wait
-from gateway import jobs_sql as sql
+from gateway.jobs import sql
 
 log = logging.getLogger("conveyor.gateway.outbox")
 BATCH = 100

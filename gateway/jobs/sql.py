@@ -103,7 +103,7 @@ async def stale_queued(*, conn: Executor, older_than_s: float, limit: int) -> li
 
 
 async def move_fields(*, conn: Executor, job_id: str) -> asyncpg.Record | None:
-    """What a move's command is made of (gateway/jobs_outbox.py: move_command)."""
+    """What a move's command is made of (gateway/jobs/outbox.py: move_command)."""
     return await conn.fetchrow(
         """SELECT id, kind, priority, max_attempts, not_before, source, target, params
            FROM jobs WHERE id = $1 AND kind IN ('copy', 'move')""",
