@@ -1,5 +1,9 @@
 """The jobs projection: `jobs.events` → the `jobs` table the gateway reads.
 
+The only writer of `jobs`: JobQueued inserts a job's row, every later event updates
+it. Until the row is there, the gateway answers for a move it just accepted from its
+own outbox (gateway/jobs/sql.py: `job`), so a GET right after the 202 finds it.
+
 Order-insensitive (see aggregator/jobs_sql.py): each event says which status it
 stands for in which attempt, and the row keeps the furthest one. An event for a job
 whose row is not there yet (its JobQueued not applied yet) is retried later.

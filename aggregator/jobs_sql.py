@@ -23,7 +23,10 @@ _LATER = "string_to_array({a}, '-')::numeric[] > string_to_array({b}, '-')::nume
 
 
 async def insert_queued(*, conn: DbConnection, event: JobQueued, entry_id: str | None) -> None:
-    """The gateway usually inserted this row already; this covers the case it could not."""
+    """The job's row, from its first event. The projection is the only writer of `jobs`
+    (the gateway answers for a job it just accepted from its own outbox, accepted_moves,
+    until this row exists). A JobQueued published again under its id (the gateway's
+    outbox) is skipped by the delivery rules; a row that is there already is kept."""
     await conn.execute(
         """INSERT INTO jobs (id, kind, status, priority, max_attempts, not_before, source,
                target, params, created_at, feed_from)

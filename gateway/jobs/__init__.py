@@ -3,10 +3,12 @@
 - `routes.py`: GET /jobs, /jobs/stats, /jobs/{id}; POST /jobs/{id}/cancel, /retry;
   GET /jobs/{id}/events (SSE, on gateway.feeds). Its SQL: `sql.py`.
 - `moves.py`: POST /moves, a copy or move of companies as a job (MoveCompanies and
-  JobQueued appended together, then the queued row written). Its SQL: `sql.py`
-  (the job row) and gateway/catalog/sql.py (what the request names must exist).
+  JobQueued appended together, then the command recorded in the outbox). Its SQL:
+  `sql.py` (the outbox) and gateway/catalog/sql.py (what the request names must exist).
 - `views.py`: what those routes answer with (`JobView`, `JobStats`).
-- `sql.py`: every statement on the `jobs` table the gateway runs, `conn=` passed in.
-- `outbox.py`: the job row as an outbox; a move still queued past its bound is sent
-  to the mover again (a lifespan step of the app).
+- `sql.py`: every statement the gateway runs on `jobs` (reads: the aggregator's
+  projection is its only writer) and on `accepted_moves` (the gateway's outbox, which
+  it alone writes), `conn=` passed in.
+- `outbox.py`: the moves accepted, as an outbox; one not planned past its bound is
+  published again (a lifespan step of the app).
 """

@@ -2,8 +2,10 @@
 
 The command (`MoveCompanies` on mover.commands) and the job's first event
 (`JobQueued` on jobs.events) are appended together by one Redis script under the
-request's idempotency key, then the job's queued row is written, so the job is
-readable (and its feed followable) as soon as the 202 is sent. A retried request
+request's idempotency key, then the command is recorded in the gateway's outbox
+(`accepted_moves`, gateway/jobs/outbox.py). The `jobs` row is the projection's alone;
+until it is written the job is read from that record (gateway/jobs/sql.py: `job`), so
+it is readable (and its feed followable) as soon as the 202 is sent. A retried request
 with the same `Idempotency-Key` appends nothing and answers with the same job; the
 same key with another request is 422 (gateway/idempotency.py).
 
@@ -27,11 +29,12 @@ from litestar.params import JSONBody
 from redis.asyncio import Redis
 
 from contracts import codec, streams
-from contracts.messages import JobQueued, MoveCompanies, Selection, derived_id, id_from_key, new_id
+from contracts.messages import MoveCompanies, Selection, id_from_key, new_id
 from contracts.runtime.settings import Settings
 from gateway import catalog_sql, idempotency
 from gateway.fields import BOUNDS_AS_422, AwareDatetime, Int64Id, utc
 from gateway.idempotency import IdempotencyKey
+from gateway.jobs import outbox
 from gateway.jobs import sql as jobs_sql
 from gateway.jobs.views import JobView, view
 from gateway.problems import ProblemError
@@ -106,22 +109,16 @@ async def create_move(
         mode=data.mode, selection=selection, priority=data.priority,
         max_attempts=data.max_attempts, not_before=data.not_before,
     )  # fmt: skip
-    params: dict[str, object] = {"selection": msgspec.to_builtins(selection)}
-    queued = JobQueued(
-        id=derived_id(job_id, "queued"), job_id=job_id, kind=data.mode, priority=data.priority,
-        max_attempts=data.max_attempts, params=params, not_before=data.not_before,
-        source=str(data.source), target=str(data.target),
-    )  # fmt: skip
+    queued = outbox.job_queued(command)
     prefix = settings.stream_prefix
     appended, entry_ids = await codec.publish_all_once(
         redis, f"{prefix}moves.accepted:{job_id}",
         [(streams.MOVER_COMMANDS.prefixed(prefix).name, command),
          (streams.JOBS_EVENTS.prefixed(prefix).name, queued)],
     )  # fmt: skip
-    row = await jobs_sql.insert_queued(
-        conn=pool, job_id=job_id, kind=data.mode, priority=data.priority,
-        max_attempts=data.max_attempts, not_before=data.not_before, source=data.source,
-        target=data.target, params=params, feed_from=entry_ids[1],
+    row = await jobs_sql.accept(
+        conn=pool, job_id=job_id, command=codec.encode(command).decode(),
+        queued_entry=entry_ids[1], accepted_at=command.at,
     )  # fmt: skip
     headers = {"Location": f"/jobs/{job_id}"}
     if not appended:

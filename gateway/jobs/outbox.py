@@ -1,18 +1,22 @@
-"""The job row is an outbox: a move accepted but not planned is sent to the mover again.
+"""The moves outbox: a move accepted but not planned is published again.
 
-`POST /moves` appends the job's MoveCompanies (id = job id) and writes its `queued`
-row. If Redis loses the command after the 202 (a crash inside the AOF fsync window),
-nothing else would ever move that row on. So every gateway runs `sweep` every third
-of `job_replan_after_s`: for each move still `queued` after that bound whose command
-is not waiting in `mover.commands` (gone, or acknowledged by the mover while the row
-still says queued), it publishes the command again under the same id. The mover
-applies a message id once, and answers a duplicate by publishing again what the
-first one caused, so a job whose events were lost heals the same way.
+`POST /moves` appends the job's MoveCompanies (id = job id) and its JobQueued together,
+then records the command in `accepted_moves` (the gateway is that table's only writer;
+`jobs` is the aggregator's projection). If Redis loses them after the 202 (a crash
+inside the AOF fsync window), nothing else would ever move the job on. So every
+gateway runs `sweep` every third of `job_replan_after_s`: for each move accepted
+longer ago than that and not planned yet as far as the projection shows, it publishes
+again, under the same ids, the command when it is not waiting in `mover.commands`
+(gone, or acknowledged while the job still shows queued), and the JobQueued when the
+projection has no row for the job and its entry is gone from jobs.events. The mover
+and the projection apply a message id once (the mover answers a duplicate by
+publishing again what the first one caused), so a job whose events were lost heals
+the same way. A move the projection shows planned, or over, is settled: left alone.
 
 Several gateways: a Redis key per job (`SET NX EX bound`) lets one of them send it
 per bound. A command still waiting (unread, or pending with a consumer that retries
 it) is left alone, so a command that keeps failing is dead-lettered once, not once
-per sweep; its dead letter fails the job (mover/handlers.py).
+per sweep; its dead letter fails the job (mover/commands.py).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from litestar.datastructures import State
 from redis.asyncio import Redis
 
 from contracts import codec, streams
-from contracts.messages import MoveCompanies, Selection
+from contracts.messages import JobQueued, MoveCompanies, derived_id
 from contracts.runtime.settings import Settings
 from contracts.runtime.tasks import cancel_and_wait
 from gateway.jobs import sql
@@ -42,51 +46,73 @@ BATCH = 100
 KEPT_S = 86_400
 
 
-def move_command(row: asyncpg.Record) -> MoveCompanies | None:
-    """The MoveCompanies that POST /moves sent for this job row (its id is the job id);
-    None for a row that does not hold one (not written by POST /moves)."""
-    params = msgspec.json.decode(row["params"]) if isinstance(row["params"], str) else row["params"]
-    if row["source"] is None or row["target"] is None or "selection" not in params:
-        return None
-    return MoveCompanies(
-        id=row["id"], job_id=row["id"], source=str(row["source"]), target=str(row["target"]),
-        mode=row["kind"], selection=msgspec.convert(params["selection"], Selection),
-        priority=row["priority"], max_attempts=row["max_attempts"], not_before=row["not_before"],
+def job_queued(command: MoveCompanies) -> JobQueued:
+    """The JobQueued published with a move's command: the same every time it is built."""
+    return JobQueued(
+        id=derived_id(command.job_id, "queued"), job_id=command.job_id, kind=command.mode,
+        priority=command.priority, max_attempts=command.max_attempts,
+        params={"selection": msgspec.to_builtins(command.selection)},
+        not_before=command.not_before, source=command.source, target=command.target,
+        at=command.at,
     )  # fmt: skip
 
 
-async def sweep(*, pool: asyncpg.Pool, redis: Redis, settings: Settings) -> list[str]:
-    """Send again the commands of stale queued moves; the job ids sent."""
-    stream = streams.MOVER_COMMANDS.prefixed(settings.stream_prefix).name
-    stale = await sql.stale_queued(conn=pool, older_than_s=settings.job_replan_after_s, limit=BATCH)
-    sent = []
-    for row in stale:
-        job_id = row["id"]
-        if await _waiting(redis, stream, await _known_entries(redis, settings, stream, job_id)):
-            continue
-        lock = f"{stream}.replan:{job_id}"
-        if not await redis.set(lock, b"1", nx=True, ex=math.ceil(settings.job_replan_after_s)):
-            continue  # another gateway sent it within the bound
-        command = move_command(row)
-        if command is None or not _readable(command):
-            continue
-        entry = await codec.publish(redis, stream, command)
-        await redis.set(f"{stream}.replanned:{job_id}", entry, ex=KEPT_S)
-        log.warning("job %s still queued after %ss: MoveCompanies sent again (%s)",
-                    job_id, settings.job_replan_after_s, entry)  # fmt: skip
-        sent.append(job_id)
-    return sent
-
-
-def _readable(command: MoveCompanies) -> bool:
-    """Whether the mover can decode it (a command it cannot read would only be dead-lettered
-    again, with no job to fail: ids beyond 64 bits, which the edge refuses since issue 8)."""
+def command_from(text: str) -> MoveCompanies | None:
+    """The MoveCompanies recorded as `text`, or None if the mover could not read it (ids
+    beyond 64 bits, refused at the edge since issue 8): sent, it would only be
+    dead-lettered again, with no job to fail."""
     try:
-        streams.MOVER_COMMANDS.decoder().decode(codec.encode(command))
+        command = streams.MOVER_COMMANDS.decoder().decode(text)
     except msgspec.MsgspecError as exc:
-        log.error("job %s cannot be sent again: the mover cannot read it (%s)", command.id, exc)
+        log.error("a recorded MoveCompanies the mover cannot read: %s (%s)", exc, text[:200])
+        return None
+    return command if isinstance(command, MoveCompanies) else None
+
+
+async def sweep(*, pool: asyncpg.Pool, redis: Redis, settings: Settings) -> list[str]:
+    """Publish again what Redis lost of the moves not planned in time; the job ids sent."""
+    due = await sql.unsettled(conn=pool, older_than_s=settings.job_replan_after_s, limit=BATCH)
+    return [row["job_id"] for row in due if await _heal(row, pool, redis, settings)]
+
+
+async def _heal(row: asyncpg.Record, pool: asyncpg.Pool, redis: Redis, settings: Settings) -> bool:
+    job_id = row["job_id"]
+    commands = streams.MOVER_COMMANDS.prefixed(settings.stream_prefix).name
+    events = streams.JOBS_EVENTS.prefixed(settings.stream_prefix).name
+    lost_command, lost_queued = await _lost(row, redis, settings, commands, events)
+    if not (lost_command or lost_queued):
         return False
+    lock = f"{commands}.replan:{job_id}"
+    if not await redis.set(lock, b"1", nx=True, ex=math.ceil(settings.job_replan_after_s)):
+        return False  # another gateway sent it within the bound
+    command = command_from(row["command"])
+    if command is None:
+        return False
+    sent = []
+    if lost_queued:  # first, as POST /moves appends them: the job's row before its plan
+        entry = await codec.publish(redis, events, job_queued(command))
+        await sql.queued_again(conn=pool, job_id=job_id, queued_entry=entry)
+        sent.append(f"JobQueued ({entry})")
+    if lost_command:
+        entry = await codec.publish(redis, commands, command)
+        await redis.set(f"{commands}.replanned:{job_id}", entry, ex=KEPT_S)
+        sent.append(f"MoveCompanies ({entry})")
+    log.warning("job %s not planned after %ss: %s sent again",
+                job_id, settings.job_replan_after_s, " and ".join(sent))  # fmt: skip
     return True
+
+
+async def _lost(
+    row: asyncpg.Record, redis: Redis, settings: Settings, commands: str, events: str
+) -> tuple[bool, bool]:
+    """Whether the move's command, and its JobQueued, are lost: not waiting in the stream,
+    and (the JobQueued) not projected either."""
+    known = await _known_entries(redis, settings, commands, row["job_id"])
+    entry = row["queued_entry"]
+    queued_lost = not row["projected"] and not await redis.xrange(
+        events, min=entry, max=entry, count=1
+    )
+    return not await _waiting(redis, commands, known), queued_lost
 
 
 async def _known_entries(redis: Redis, settings: Settings, stream: str, job_id: str) -> list[str]:

@@ -9,6 +9,11 @@ GET  /jobs/{id}/events     SSE: a `snapshot` of the job, then its events after i
 
 Statuses (contracts/jobs.py): queued, scheduled, running, completed, failed, cancelled.
 
+One job (read, cancel, retry, follow) is its row in `jobs`, the aggregator's
+projection, or until the projection has written it, the move as this gateway accepted
+it (gateway/jobs/sql.py: `job`): a GET right after the 202 answers 200. The list and
+the counts read the projection only: a job shows there once its JobQueued is applied.
+
 The feed of one job: the `snapshot` is the job's row, which records the jobs.events
 entry id of the newest event applied to it (`feed_from`); the snapshot carries that
 id, and the feed goes on with the job's events after it (after `Last-Event-ID`
@@ -39,7 +44,7 @@ from contracts.runtime.settings import Settings
 from gateway.feeds import FeedEvent, Feeds
 from gateway.fields import NO_NUL
 from gateway.jobs import sql
-from gateway.jobs.outbox import move_command
+from gateway.jobs.outbox import command_from
 from gateway.jobs.views import JobStats, JobView, view
 from gateway.paging import Limit, Offset, Page
 from gateway.problems import ProblemError
@@ -124,8 +129,8 @@ async def retry_job(
             HTTPStatus.CONFLICT, f"job {job_id} is {job['status']}; only failed or cancelled "
             "jobs can be retried",
         )  # fmt: skip
-    fields = await sql.move_fields(conn=pool, job_id=job_id)
-    retry = RetryJob(id=new_id(), job_id=job_id, move=move_command(fields) if fields else None)
+    accepted = await sql.accepted_command(conn=pool, job_id=job_id)
+    retry = RetryJob(id=new_id(), job_id=job_id, move=command_from(accepted) if accepted else None)
     return await _command(pool, redis, settings, job_id, retry)
 
 

@@ -1,5 +1,10 @@
-"""SQL for the jobs the gateway reads (the aggregator's projection) and the queued row
-it writes when it accepts a command; each function takes `conn=`."""
+"""SQL of the jobs routes and the moves outbox; each function takes `conn=`.
+
+`jobs` is the aggregator's projection: the gateway reads it, never writes it. The
+gateway writes its own outbox, `accepted_moves` (the MoveCompanies it published for a
+job, where that job's JobQueued sits in jobs.events, and when), and reads a job it
+just accepted from there until the projection has its row (`job`).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,6 @@ import uuid
 from datetime import datetime
 
 import asyncpg
-import msgspec
 
 from contracts.runtime.db import Executor
 
@@ -23,42 +27,44 @@ SORTS = {
 }
 
 
-async def insert_queued(
-    *,
-    conn: Executor,
-    job_id: str,
-    kind: str,
-    priority: int,
-    max_attempts: int,
-    not_before: datetime | None,
-    source: uuid.UUID,
-    target: uuid.UUID,
-    params: dict[str, object],
-    feed_from: str,
+# A move the gateway accepted, as the row the projection will write from its JobQueued
+# (queued, nothing done yet; created when it was accepted). `{c}`: the command's JSON.
+_ACCEPTED_AS_JOB = """a.job_id AS id, {c} ->> 'mode' AS kind, 'queued'::text AS status,
+    ({c} ->> 'priority')::int AS priority, 0 AS attempts,
+    ({c} ->> 'max_attempts')::int AS max_attempts,
+    ({c} ->> 'not_before')::timestamptz AS not_before, ({c} ->> 'source')::uuid AS source,
+    ({c} ->> 'target')::uuid AS target, NULL::int AS total, 0 AS done, 0 AS added,
+    0 AS already_present, 0 AS removed, NULL::text AS error, a.queued_entry AS feed_from,
+    a.accepted_at AS created_at, NULL::timestamptz AS started_at,
+    NULL::timestamptz AS finished_at, a.accepted_at AS updated_at""".format(c="a.command::jsonb")
+
+
+async def accept(
+    *, conn: Executor, job_id: str, command: str, queued_entry: str, accepted_at: datetime
 ) -> asyncpg.Record:
-    """Write the job's queued row unless it exists; the row either way (one round trip,
-    two when the aggregator's projection wrote it meanwhile)."""
+    """Record a move accepted (`command`: its MoveCompanies JSON, as published); the job
+    as GET /jobs/{id} shows it (a second time, the job as it is by now)."""
     row = await conn.fetchrow(
-        f"""WITH new AS (
-                INSERT INTO jobs (id, kind, status, priority, max_attempts, not_before, source,
-                    target, params, feed_from)
-                VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9)
-                ON CONFLICT (id) DO NOTHING RETURNING {COLUMNS})
-            SELECT * FROM new
-            UNION ALL SELECT {COLUMNS} FROM jobs WHERE id = $1 AND NOT EXISTS (SELECT FROM new)""",
-        job_id, kind, priority, max_attempts, not_before, source, target,
-        msgspec.json.encode(params).decode(), feed_from,
+        f"""INSERT INTO accepted_moves AS a (job_id, command, queued_entry, accepted_at)
+            VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING
+            RETURNING {_ACCEPTED_AS_JOB}""",
+        job_id, command, queued_entry, accepted_at,
     )  # fmt: skip
-    if row is None:
-        # The aggregator projected the job's JobQueued in between: the insert met its
-        # row, which this statement's snapshot does not show. A new statement does.
+    if row is None:  # accepted before (a retried request): the job as it is now
         row = await job(conn=conn, job_id=job_id)
     assert row is not None
     return row
 
 
 async def job(*, conn: Executor, job_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(f"SELECT {COLUMNS} FROM jobs WHERE id = $1", job_id)
+    """The job's row; until the projection wrote it, the move as the gateway accepted it."""
+    return await conn.fetchrow(
+        f"""SELECT {COLUMNS} FROM jobs WHERE id = $1
+            UNION ALL
+            SELECT {_ACCEPTED_AS_JOB} FROM accepted_moves a
+            WHERE a.job_id = $1 AND NOT EXISTS (SELECT FROM jobs WHERE id = $1)""",
+        job_id,
+    )
 
 
 async def jobs(
@@ -89,23 +95,36 @@ async def stats(*, conn: Executor) -> list[asyncpg.Record]:
     )
 
 
-async def stale_queued(*, conn: Executor, older_than_s: float, limit: int) -> list[asyncpg.Record]:
-    """Moves accepted more than `older_than_s` ago that the mover has not planned (as far
-    as the projection knows), oldest first."""
+async def accepted_command(*, conn: Executor, job_id: str) -> str | None:
+    """The MoveCompanies JSON that POST /moves published for this job, if it did."""
+    command: str | None = await conn.fetchval(
+        "SELECT command FROM accepted_moves WHERE job_id = $1", job_id
+    )
+    return command
+
+
+async def unsettled(*, conn: Executor, older_than_s: float, limit: int) -> list[asyncpg.Record]:
+    """Moves accepted more than `older_than_s` ago that the projection does not show
+    planned, oldest first: their command, their JobQueued's entry, whether the projection
+    has their row. Those it shows planned or over on the way are settled: left alone."""
     return await conn.fetch(
-        """SELECT id, kind, priority, max_attempts, not_before, source, target, params
-           FROM jobs
-           WHERE status = 'queued' AND kind IN ('copy', 'move')
-             AND created_at < now() - make_interval(secs => $1)
-           ORDER BY created_at LIMIT $2""",
+        """WITH due AS (
+               SELECT a.job_id, a.command, a.queued_entry, j.status
+               FROM accepted_moves a LEFT JOIN jobs j ON j.id = a.job_id
+               WHERE a.settled_at IS NULL
+                 AND a.accepted_at < now() - make_interval(secs => $1)
+               ORDER BY a.accepted_at LIMIT $2),
+           settled AS (
+               UPDATE accepted_moves a SET settled_at = now() FROM due
+               WHERE a.job_id = due.job_id AND due.status <> 'queued')
+           SELECT job_id, command, queued_entry, status IS NOT NULL AS projected
+           FROM due WHERE status IS NULL OR status = 'queued'""",
         older_than_s, limit,
     )  # fmt: skip
 
 
-async def move_fields(*, conn: Executor, job_id: str) -> asyncpg.Record | None:
-    """What a move's command is made of (gateway/jobs/outbox.py: move_command)."""
-    return await conn.fetchrow(
-        """SELECT id, kind, priority, max_attempts, not_before, source, target, params
-           FROM jobs WHERE id = $1 AND kind IN ('copy', 'move')""",
-        job_id,
+async def queued_again(*, conn: Executor, job_id: str, queued_entry: str) -> None:
+    """The job's JobQueued was published again, at `queued_entry`."""
+    await conn.execute(
+        "UPDATE accepted_moves SET queued_entry = $2 WHERE job_id = $1", job_id, queued_entry
     )

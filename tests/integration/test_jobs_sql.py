@@ -1,4 +1,5 @@
-"""The queued row of a job, when the aggregator's projection writes it at the same moment."""
+"""A move accepted while the aggregator's projection writes its row at the same moment:
+the gateway writes its own outbox only, so nothing waits on the projection's row."""
 
 from __future__ import annotations
 
@@ -8,16 +9,21 @@ import uuid
 import asyncpg
 import pytest
 
+from contracts import codec
+from contracts.messages import MoveCompanies, Selection
 from gateway.jobs import sql as jobs_sql
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 
-async def test_insert_queued_returns_the_row_another_transaction_committed_meanwhile(
+async def test_accept_answers_while_the_projection_writes_the_row_meanwhile(
     pool: asyncpg.Pool,
 ) -> None:
     source, target = uuid.uuid4(), uuid.uuid4()
+    command = MoveCompanies(
+        id="j-race", job_id="j-race", source=str(source), target=str(target), mode="copy",
+        selection=Selection(ids=[1]),
+    )  # fmt: skip
     async with pool.acquire() as other:
         tx = other.transaction()
         await tx.start()
@@ -27,23 +33,17 @@ async def test_insert_queued_returns_the_row_another_transaction_committed_meanw
             source,
             target,
         )
-        # The gateway's insert waits for the uncommitted row; its snapshot predates it.
-        insert = jobs_sql.insert_queued(
-            conn=pool, job_id="j-race", kind="copy", priority=3, max_attempts=3,
-            not_before=None, source=source, target=target, params={}, feed_from="1-0",
+        # The projection's row is not committed; the gateway does not wait for it.
+        accept = jobs_sql.accept(
+            conn=pool, job_id="j-race", command=codec.encode(command).decode(),
+            queued_entry="1-0", accepted_at=command.at,
         )  # fmt: skip
-        gateway = asyncio.create_task(insert)
-
-        async def blocked() -> bool:
-            waiting = await pool.fetchval(  # not `other`: in a transaction it sees one snapshot
-                """SELECT count(*) FROM pg_stat_activity
-                   WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO jobs%'"""
-            )
-            return bool(waiting)
-
-        await wait_until(blocked, what="the gateway's insert waiting on the row")
+        row = await asyncio.wait_for(accept, timeout=10)
         await tx.commit()
-        row = await asyncio.wait_for(gateway, timeout=10)
+    projected = await jobs_sql.job(conn=pool, job_id="j-race")
 
     assert row["id"] == "j-race"
     assert row["status"] == "queued"
+    assert (row["source"], row["target"], row["feed_from"]) == (source, target, "1-0")
+    assert projected is not None
+    assert projected["feed_from"] == "0-0", "the projection's row, once it is there"

@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from litestar import Litestar
 
 from contracts import codec, streams
-from contracts.messages import Counts, JobProgressed, new_id
+from contracts.messages import Counts, JobProgressed, MoveCompanies, Selection, new_id
 from contracts.runtime.settings import Settings
 from gateway.app import create_app
 from gateway.feeds import Feeds
@@ -233,14 +233,18 @@ async def test_a_subscription_closed_before_it_starts_is_uncounted_once(
 
 
 async def new_job(settings: Settings, job_id: str | None = None) -> str:
-    """A queued job row (as `POST /moves` writes it), so that filters on it are not 404."""
+    """A job accepted (as `POST /moves` records it), so that filters on it are not 404."""
     conn = await asyncpg.connect(settings.database_url, server_settings={
         "search_path": settings.db_schema})  # fmt: skip
     try:
         job_id = job_id or str(uuid.uuid4())
-        await jobs_sql.insert_queued(
-            conn=conn, job_id=job_id, kind="move", priority=3, max_attempts=3, not_before=None,
-            source=uuid.uuid4(), target=uuid.uuid4(), params={}, feed_from="0-0",
+        command = MoveCompanies(
+            id=job_id, job_id=job_id, source=str(uuid.uuid4()), target=str(uuid.uuid4()),
+            mode="move", selection=Selection(ids=[1]),
+        )  # fmt: skip
+        await jobs_sql.accept(
+            conn=conn, job_id=job_id, command=codec.encode(command).decode(),
+            queued_entry="0-0", accepted_at=command.at,
         )  # fmt: skip
         return job_id
     finally:
