@@ -45,7 +45,7 @@ from redis.exceptions import RedisError
 
 from aggregator import points_sql as sql
 from contracts import streams
-from contracts.codec import entry_fields
+from contracts.codec import as_text, entry_fields, entry_key
 from contracts.messages import MinuteClosed, derived_id
 from contracts.minutes import MINUTE
 from contracts.runtime.settings import Settings
@@ -75,7 +75,7 @@ async def acked_before_ms(redis: aioredis.Redis, stream: str, group: str) -> int
     seconds, micros = await redis.time()
     now_ms = int(seconds) * 1000 + int(micros) // 1000
     try:
-        groups = {_text(g["name"]): g for g in await redis.xinfo_groups(stream)}
+        groups = {as_text(g["name"]): g for g in await redis.xinfo_groups(stream)}
     except aioredis.ResponseError:  # no such stream: nothing was ever appended
         return now_ms
     info = groups.get(group)
@@ -83,11 +83,11 @@ async def acked_before_ms(redis: aioredis.Redis, stream: str, group: str) -> int
         return 0
     bound = now_ms
     if info["pending"]:
-        bound = min(bound, _ms(_text((await redis.xpending(stream, group))["min"])))
-    after = "(" + _text(info["last-delivered-id"])
+        bound = min(bound, entry_key(as_text((await redis.xpending(stream, group))["min"]))[0])
+    after = "(" + as_text(info["last-delivered-id"])
     unread: list[tuple[bytes, object]] = await redis.xrange(stream, min=after, count=1)  # type: ignore[assignment]
     if unread:
-        bound = min(bound, _ms(_text(unread[0][0])))
+        bound = min(bound, entry_key(as_text(unread[0][0]))[0])
     return bound
 
 
@@ -226,11 +226,3 @@ def _closed(row: asyncpg.Record) -> MinuteClosed:
         min=row["min"],
         max=row["max"],
     )
-
-
-def _ms(entry_id: str) -> int:
-    return int(entry_id.partition("-")[0])
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -1,4 +1,5 @@
-"""How a message sits in a stream entry, and how a producer appends one.
+"""How a message sits in a stream entry, and how a producer appends one; stream entry
+ids (`is_entry_id`, `entry_key`) and Redis replies as text (`as_text`).
 
 An entry has one field, `__data__`, holding the message's JSON, so that
 `redis-cli XRANGE <stream> - +` shows it as it is. (`__data__` is the field
@@ -10,6 +11,7 @@ binary envelope, unreadable at redis-cli, so producers use `publish` here.)
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 import msgspec
@@ -32,7 +34,7 @@ def entry_fields(message: Message) -> dict[bytes, bytes]:
 async def publish(redis: aioredis.Redis, stream: str, message: Message) -> str:
     """Append `message` to `stream`; return the entry id."""
     entry_id = await redis.xadd(stream, entry_fields(message))  # type: ignore[arg-type]
-    return _text(entry_id)
+    return as_text(entry_id)
 
 
 # Append once per key: a retried publish (same Idempotency-Key, so same message ids)
@@ -71,7 +73,7 @@ async def publish_all_once(
     created, joined = await redis.eval(
         _PUBLISH_ONCE, 1 + len(entries), key, *streams, DATA_FIELD, ttl_s, *payloads
     )
-    return bool(created), _text(joined).split(" ")
+    return bool(created), as_text(joined).split(" ")
 
 
 def fingerprint(request: Any) -> str:
@@ -97,5 +99,23 @@ async def bind_key(redis: aioredis.Redis, key: str, digest: str, *, ttl_s: int =
     return int(outcome) >= 0
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+def as_text(value: object) -> str:
+    """A Redis reply as text: redis-py answers bytes unless the client decodes."""
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+_ENTRY_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
+_U64_MAX = 2**64 - 1
+
+
+def is_entry_id(entry_id: str) -> bool:
+    """A Redis stream entry id (`ms` or `ms-seq`, ASCII digits, each within 64 bits)."""
+    found = _ENTRY_ID.fullmatch(entry_id)
+    return found is not None and all(int(p or 0) <= _U64_MAX for p in found.groups())
+
+
+def entry_key(entry_id: str) -> tuple[int, int]:
+    """A stream entry id (`ms-seq`, or `ms` for `ms-0`) as (ms, seq), which orders as
+    the stream does."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

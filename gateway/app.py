@@ -18,13 +18,17 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
 from contracts.runtime.settings import Settings
-from gateway import auth, batches, catalog, events, health
-from gateway.auth import Door, FrontDoor
+from gateway import stats
+from gateway.batches import routes as batches
+from gateway.catalog import routes as catalog
+from gateway.feeds import routes as feeds
+from gateway.frontdoor import auth, health
+from gateway.frontdoor.auth import Door, FrontDoor
+from gateway.frontdoor.keys import Keys
+from gateway.frontdoor.metrics import MetricsController, RegistryPrometheusConfig, new_registry
+from gateway.frontdoor.problems import document_problems, exception_handlers
 from gateway.jobs import moves, outbox
 from gateway.jobs import routes as jobs
-from gateway.keys import Keys
-from gateway.metrics import MetricsController, RegistryPrometheusConfig, new_registry
-from gateway.problems import document_problems, exception_handlers
 from gateway.resources import dependencies, lifespan
 
 __all__ = ["create_app"]
@@ -46,7 +50,7 @@ def create_app(
     same dependencies, limits, metrics and problem handling (tests use it to add
     probe routes; production passes none).
     """
-    keys = Keys.from_settings(settings)  # no keys, no gateway (gateway/keys.py)
+    keys = Keys.from_settings(settings)  # no keys, no gateway (gateway/frontdoor/keys.py)
     registry = new_registry()
     prometheus = RegistryPrometheusConfig(
         app_name="litestar", prefix="litestar", group_path=True, registry=registry
@@ -56,12 +60,13 @@ def create_app(
             health.healthz,
             health.readyz,
             MetricsController,
-            batches.router,  # batches: /batches..., /stats (gateway/batches*.py)
-            catalog.router,  # /collections..., /companies (gateway/catalog.py)
+            batches.router,  # /batches... (gateway/batches/)
+            stats.get_stats,  # GET /stats (gateway/stats.py)
+            catalog.router,  # /collections..., /companies (gateway/catalog/routes.py)
             moves.create_move,  # POST /moves (gateway/jobs/moves.py)
             jobs.router,  # /jobs... (gateway/jobs/routes.py)
-            events.all_events,  # GET /events (gateway/events.py)
-            auth.create_ticket,  # POST /auth/tickets (gateway/auth.py)
+            feeds.all_events,  # GET /events (gateway/feeds/routes.py)
+            auth.create_ticket,  # POST /auth/tickets (gateway/frontdoor/auth.py)
             *extra_route_handlers,
         ],
         # resources first; the jobs outbox sweep (gateway/jobs/outbox.py) uses them

@@ -18,7 +18,7 @@ Routes get these as app-level dependencies, by parameter name:
 `redis: NamedDependency[Redis]`, `pool: NamedDependency[asyncpg.Pool]`,
 `settings: NamedDependency[Settings]`, `metrics_registry:
 NamedDependency[CollectorRegistry]`, `feeds: NamedDependency[Feeds]` (the SSE
-fan-out, gateway.feeds); elsewhere (a hook, a background task)
+fan-out, gateway.feeds.fanout); elsewhere (a hook, a background task)
 through `redis_of(app.state)`, `pool_of(app.state)` and the like.
 """
 
@@ -43,8 +43,8 @@ from redis.backoff import ExponentialWithJitterBackoff
 
 from contracts.runtime.db import create_pool
 from contracts.runtime.settings import Settings
-from gateway.feeds import Feeds
-from gateway.health import check_dependencies, readiness_failure
+from gateway.feeds.fanout import Feeds
+from gateway.frontdoor.health import check_dependencies, readiness_failure
 
 __all__ = [
     "dependencies",

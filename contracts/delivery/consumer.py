@@ -55,6 +55,7 @@ from faststream import AckPolicy
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisStreamMessage
 
+from contracts.codec import as_text
 from contracts.delivery.deadletter import dead_letter
 from contracts.delivery.idempotency import apply_once
 from contracts.delivery.metrics import DeliveryMetrics
@@ -179,7 +180,7 @@ class Delivery:
             if deliveries > self.settings.max_deliveries:
                 last = await self.redis.get(self._error_key(sub, entry_id))
                 reason = f"gave up after {deliveries - 1} deliveries; last error: " + (
-                    _text(last) if last else "none recorded (the consumer died mid-handler)"
+                    as_text(last) if last else "none recorded (the consumer died mid-handler)"
                 )
                 return await self._dead_letter(sub, entry_id, body, reason, deliveries)
         try:
@@ -284,7 +285,3 @@ class Delivery:
             yield
         finally:
             await cancel_and_wait(task)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else value

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 import msgspec
 import redis.asyncio as aioredis
 
-from contracts.codec import DATA_FIELD
+from contracts.codec import DATA_FIELD, as_text
 from contracts.streams import DLQ_RETENTION_MS
 
 
@@ -65,7 +65,7 @@ async def dead_letter(
         )
         pipe.xack(stream, group, entry_id)
         dlq_id, _acked = await pipe.execute()
-    return _text(dlq_id)
+    return as_text(dlq_id)
 
 
 async def list_dead(redis: aioredis.Redis, stream: str, *, count: int = 100) -> list[DeadLetter]:
@@ -89,7 +89,7 @@ async def replay(
             pipe.xadd(stream, {DATA_FIELD: letter.data.encode(), b"replayed_from": letter.dlq_id})
             pipe.xdel(f"{stream}.dlq", letter.dlq_id)
             new_id, _deleted = await pipe.execute()
-        replayed.append(_text(new_id))
+        replayed.append(as_text(new_id))
     return replayed
 
 
@@ -108,7 +108,3 @@ def _parse(entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
         failed_at_ms=int(get("failed_at_ms") or 0),
         data=fields.get(DATA_FIELD, b"").decode(errors="replace"),
     )
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

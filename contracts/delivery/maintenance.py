@@ -8,13 +8,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from contracts.codec import as_text, entry_key
 from contracts.delivery.metrics import DeliveryMetrics
 from contracts.streams import StreamSpec
-
-
-def _id_tuple(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 async def safe_trim_id(redis: aioredis.Redis, spec: StreamSpec, *, now_ms: int) -> str | None:
@@ -23,16 +19,16 @@ async def safe_trim_id(redis: aioredis.Redis, spec: StreamSpec, *, now_ms: int) 
     None when nothing may be trimmed (a group in `spec.groups` does not exist yet).
     """
     groups: list[dict[str, Any]] = await redis.xinfo_groups(spec.name)
-    by_name = {_text(g["name"]): g for g in groups}
+    by_name = {as_text(g["name"]): g for g in groups}
     bound = (now_ms - spec.retention_ms, 0)
     for wanted in spec.groups:
         group = by_name.get(wanted)
         if group is None:
             return None
-        bound = min(bound, _id_tuple(_text(group["last-delivered-id"])))
+        bound = min(bound, entry_key(as_text(group["last-delivered-id"])))
         if group["pending"]:
             summary = await redis.xpending(spec.name, wanted)
-            bound = min(bound, _id_tuple(_text(summary["min"])))
+            bound = min(bound, entry_key(as_text(summary["min"])))
     return f"{bound[0]}-{bound[1]}"
 
 
@@ -54,7 +50,7 @@ async def observe(
     for stream in {s for s, _ in subscriptions}:
         metrics.length.labels(stream).set(await redis.xlen(stream))
         metrics.length.labels(f"{stream}.dlq").set(await redis.xlen(f"{stream}.dlq"))
-        groups = {_text(g["name"]): g for g in await redis.xinfo_groups(stream)}
+        groups = {as_text(g["name"]): g for g in await redis.xinfo_groups(stream)}
         for s, group in subscriptions:
             info = groups.get(group) if s == stream else None
             if info is None:
@@ -105,8 +101,4 @@ async def remove_idle_consumers(
         if "NOGROUP" in str(exc) or "no such key" in str(exc):
             return []
         raise
-    return [_text(n) for n in names]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return [as_text(n) for n in names]

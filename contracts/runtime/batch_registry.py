@@ -42,7 +42,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from contracts import streams
-from contracts.codec import DATA_FIELD, encode
+from contracts.codec import DATA_FIELD, as_text, encode
 from contracts.messages import RecordPoints, StartBatch, StopBatch
 
 _ADMIT = """
@@ -120,7 +120,7 @@ IDEMPOTENCY_TTL_S = 86_400
 # How BatchStopped.reason begins when a run ended because its command could not be
 # applied (dead-lettered; ingest/lifecycle.py): the API shows such a run `failed`.
 FAILED_REASON = "failed: "
-# The largest |value| of a point (the gateway's gateway.fields.MAX_ABS_VALUE, which a
+# The largest |value| of a point (the gateway's gateway.frontdoor.fields.MAX_ABS_VALUE, which a
 # unit test keeps equal): producers clamp their draws to it, so generated points fit
 # the same bounds as pushed ones and every minute's sum stays representable.
 MAX_ABS_VALUE = 1e15
@@ -189,12 +189,12 @@ class BatchRegistry:
         ttl = IDEMPOTENCY_TTL_S if once else 0
         args = [start.batch_id, start.id, limit, DATA_FIELD, encode(start), ttl]
         outcome, detail = await self._run("admit", keys, args)
-        kind = _text(outcome)
+        kind = as_text(outcome)
         if kind == "full":
-            return Admission("full", running=tuple(sorted(_text(b) for b in detail)))
+            return Admission("full", running=tuple(sorted(as_text(b) for b in detail)))
         if kind == "replayed":
-            return Admission("replayed", _text(detail) or None)
-        return Admission("started" if kind == "started" else "running", _text(detail))
+            return Admission("replayed", as_text(detail) or None)
+        return Admission("started" if kind == "started" else "running", as_text(detail))
 
     async def stop(self, stop: StopBatch) -> bool:
         """Remove `stop.run_id` if it is still the batch's run, and send the StopBatch."""
@@ -209,15 +209,15 @@ class BatchRegistry:
 
     async def run_of(self, batch_id: str) -> str | None:
         run = await self.redis.hget(self.running_key, batch_id)
-        return None if run is None else _text(run)
+        return None if run is None else as_text(run)
 
     async def running(self) -> dict[str, str]:
         found = await self.redis.hgetall(self.running_key)
-        return {_text(k): _text(v) for k, v in found.items()}
+        return {as_text(k): as_text(v) for k, v in found.items()}
 
     async def starts(self) -> dict[str, bytes]:
         found = await self.redis.hgetall(self.starts_key)
-        return {_text(k): v if isinstance(v, bytes) else v.encode() for k, v in found.items()}
+        return {as_text(k): v if isinstance(v, bytes) else v.encode() for k, v in found.items()}
 
     async def start_of(self, batch_id: str) -> StartBatch | None:
         """The StartBatch of the batch's running run, if it runs."""
@@ -238,7 +238,7 @@ class BatchRegistry:
         code, entry = await self._run(
             "push", keys, [message.batch_id, DATA_FIELD, encode(message), ttl]
         )
-        return int(code), _text(entry)
+        return int(code), as_text(entry)
 
     async def emit(self, message: RecordPoints, *, run_id: str, owner: str) -> bool:
         """XADD a producer's points if it still owns the lease of the admitted run."""
@@ -260,8 +260,4 @@ class BatchRegistry:
 
     async def lease_owner(self, batch_id: str) -> str | None:
         owner = await self.redis.get(self.lease_key(batch_id))
-        return None if owner is None else _text(owner)
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+        return None if owner is None else as_text(owner)

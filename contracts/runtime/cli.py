@@ -10,7 +10,7 @@
 The table is `[project.entry-points."conveyor.commands"]` in `pyproject.toml`:
 each verb's name and the `Command` that runs it, exported by the module it
 operates on (`contracts.runtime.commands`, `mover.seed`, `mover.follow`,
-`gateway.devkey`). Nothing registers itself by being imported, and this module
+`gateway.frontdoor.devkey`). Nothing registers itself by being imported, and this module
 imports no service: the table is read through `importlib.metadata`.
 
 Settings come from the environment (REDIS_URL, DATABASE_URL, CONVEYOR_*).

@@ -1,6 +1,6 @@
 """A worker's `/healthz` (liveness, no I/O) and `/readyz` (its stores answer, it consumes).
 
-The same contract as the gateway's (gateway/health.py), on FastStream's small ASGI
+The same contract as the gateway's (gateway/frontdoor/health.py), on FastStream's small ASGI
 handlers: `/readyz` is 200 `{"status": "ready", "checks": {...}}` when every check is
 `ok`, else 503 `application/problem+json` whose `detail` names what is not, e.g.
 `{"redis": "ConnectionError: ...", "postgres": "ok", "consumers": "waiting for redis"}`.

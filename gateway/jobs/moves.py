@@ -31,13 +31,14 @@ from redis.asyncio import Redis
 from contracts import codec, streams
 from contracts.messages import MoveCompanies, Selection, id_from_key, new_id
 from contracts.runtime.settings import Settings
-from gateway import catalog_sql, idempotency
-from gateway.fields import BOUNDS_AS_422, AwareDatetime, Int64Id, utc
-from gateway.idempotency import IdempotencyKey
+from gateway.catalog import sql as catalog_sql
+from gateway.frontdoor import idempotency
+from gateway.frontdoor.fields import BOUNDS_AS_422, AwareDatetime, Int64Id, utc
+from gateway.frontdoor.idempotency import IdempotencyKey
+from gateway.frontdoor.problems import ProblemError
 from gateway.jobs import outbox
 from gateway.jobs import sql as jobs_sql
 from gateway.jobs.views import JobView, view
-from gateway.problems import ProblemError
 
 
 class AllOf(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -36,6 +36,7 @@ from litestar.datastructures import State
 from redis.asyncio import Redis
 
 from contracts import codec, streams
+from contracts.codec import as_text, entry_key
 from contracts.messages import JobQueued, MoveCompanies, derived_id
 from contracts.runtime.settings import Settings
 from contracts.runtime.tasks import cancel_and_wait
@@ -119,8 +120,8 @@ async def _known_entries(redis: Redis, settings: Settings, stream: str, job_id: 
     """Where the job's command was appended: by POST /moves, and by this outbox."""
     accepted = await redis.get(f"{settings.stream_prefix}moves.accepted:{job_id}")
     again = await redis.get(f"{stream}.replanned:{job_id}")
-    found = [_text(accepted).split(" ")[0]] if accepted else []
-    return found + ([_text(again)] if again else [])
+    found = [as_text(accepted).split(" ")[0]] if accepted else []
+    return found + ([as_text(again)] if again else [])
 
 
 async def _waiting(redis: Redis, stream: str, entries: list[str]) -> bool:
@@ -132,7 +133,7 @@ async def _waiting(redis: Redis, stream: str, entries: list[str]) -> bool:
         if pending:
             return True
         delivered = await _last_delivered(redis, stream)
-        if delivered is None or _id(entry) > _id(delivered):
+        if delivered is None or entry_key(entry) > entry_key(delivered):
             return True
     return False
 
@@ -140,8 +141,8 @@ async def _waiting(redis: Redis, stream: str, entries: list[str]) -> bool:
 async def _last_delivered(redis: Redis, stream: str) -> str | None:
     groups: list[dict[str, Any]] = await redis.xinfo_groups(stream)
     for group in groups:
-        if _text(group["name"]) == streams.MOVER:
-            return _text(group["last-delivered-id"])
+        if as_text(group["name"]) == streams.MOVER:
+            return as_text(group["last-delivered-id"])
     return None
 
 
@@ -167,12 +168,3 @@ def outbox(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManag
             await cancel_and_wait(task)
 
     return running
-
-
-def _id(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -38,17 +38,18 @@ from litestar.response import ServerSentEvent
 from redis.asyncio import Redis
 
 from contracts import codec, streams
+from contracts.codec import entry_key, is_entry_id
 from contracts.jobs import ACTIVE, FINISHED, RETRYABLE, STATUSES, JobStatus
 from contracts.messages import CancelJob, Message, RetryJob, new_id
 from contracts.runtime.settings import Settings
-from gateway.feeds import FeedEvent, Feeds
-from gateway.fields import NO_NUL
+from gateway.feeds.fanout import FeedEvent, Feeds
+from gateway.feeds.sse import prepend, sse
+from gateway.frontdoor.fields import NO_NUL
+from gateway.frontdoor.paging import Limit, Offset, Page
+from gateway.frontdoor.problems import ProblemError
 from gateway.jobs import sql
 from gateway.jobs.outbox import command_from
 from gateway.jobs.views import JobStats, JobView, view
-from gateway.paging import Limit, Offset, Page
-from gateway.problems import ProblemError
-from gateway.sse import is_entry_id, sse
 
 Sort = Literal["created_at", "-created_at", "priority", "-priority", "status"]
 FINAL_EVENTS = ("JobCompleted", "JobFailed", "JobCancelled")
@@ -151,7 +152,7 @@ async def job_events(
     snapshot = FeedEvent(after, "snapshot", msgspec.json.encode(view(job)))
     final = job["status"] in FINISHED
     if final and (resume is None or not _later(job["feed_from"], resume)):
-        return sse(_only(snapshot))
+        return sse(prepend(snapshot))
     feed = feeds.get(streams.JOBS_EVENTS)
     events = await feed.subscribe(match=lambda m: getattr(m, "job_id", None) == job_id, after=after)
     until = job["feed_from"] if final else None
@@ -189,22 +190,13 @@ async def _follow(
         await events.aclose()
 
 
-async def _only(event: FeedEvent) -> AsyncIterator[FeedEvent]:
-    yield event
-
-
 def _later(a: str, b: str) -> bool:
     """Whether stream entry id `a` comes after `b`."""
-    return _entry(a) > _entry(b)
+    return entry_key(a) > entry_key(b)
 
 
 def _impossible(job_id: str) -> bool:
     return len(job_id) > MAX_JOB_ID or "\x00" in job_id
-
-
-def _entry(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return (int(ms), int(seq or 0)) if is_entry_id(entry_id) else (0, 0)
 
 
 router = Router(

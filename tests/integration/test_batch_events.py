@@ -65,8 +65,8 @@ async def read(
 
 def final_positions(ids: list[str]) -> list[str]:
     """Per stream, the furthest position among combined ids."""
-    sides = list(zip(*(i.split(",") for i in ids), strict=True))
-    return [max(side, key=lambda e: tuple(map(int, e.split("-")))) for side in sides]
+    sides = list(zip(*(i.split(",") for i in ids), strict=True))  # `topic:entry-id` each
+    return [max(side, key=lambda e: tuple(map(int, e.split(":")[1].split("-")))) for side in sides]
 
 
 async def test_points_minutes_and_stop_then_an_exact_resume(

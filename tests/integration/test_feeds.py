@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from contracts import codec, streams
 from contracts.messages import Counts, JobProgressed, new_id
 from contracts.runtime.settings import Settings
-from gateway.feeds import FeedEvent, Feeds
+from gateway.feeds.fanout import FeedEvent, Feeds
 
 pytestmark = pytest.mark.integration
 

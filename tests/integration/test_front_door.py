@@ -16,7 +16,7 @@ from litestar import Litestar
 from contracts import streams
 from contracts.runtime.settings import Settings
 from gateway.app import create_app
-from gateway.keys import BadKeys
+from gateway.frontdoor.keys import BadKeys
 from tests.support.http import uvicorn_serve
 from tests.support.keys import READ, WRITE
 

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from contracts.runtime.settings import Settings
 from gateway.app import create_app
-from gateway.problems import ProblemError
+from gateway.frontdoor.problems import ProblemError
 from tests.support.gateway import serve
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 PROBLEM = "application/problem+json"
-BOUND = 1e15  # gateway.fields.MAX_ABS_VALUE
+BOUND = 1e15  # gateway.frontdoor.fields.MAX_ABS_VALUE
 
 
 class Clock:

@@ -25,9 +25,9 @@ from contracts import codec, streams
 from contracts.messages import Counts, JobProgressed, MoveCompanies, Selection, new_id
 from contracts.runtime.settings import Settings
 from gateway.app import create_app
-from gateway.feeds import Feeds
+from gateway.feeds.fanout import Feeds
+from gateway.feeds.sse import HEARTBEAT_BYTES, merge
 from gateway.jobs import sql as jobs_sql
-from gateway.sse import HEARTBEAT_BYTES, merge
 from tests.support.http import uvicorn_serve
 from tests.support.keys import WRITE
 from tests.support.waiting import wait_until

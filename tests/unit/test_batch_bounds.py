@@ -13,9 +13,9 @@ import pytest
 from contracts.messages import StartBatch
 from contracts.runtime import batch_registry
 from contracts.runtime.settings import Settings
-from gateway import fields
 from gateway.app import create_app
-from gateway.batches_points import BadPoints, parse_points
+from gateway.batches.points import BadPoints, parse_points
+from gateway.frontdoor import fields
 from ingest.producers import draw
 from tests.support.keys import API_KEYS
 

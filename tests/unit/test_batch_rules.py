@@ -10,7 +10,7 @@ import pytest
 
 from contracts.messages import Point, RecordPoints, StartBatch
 from contracts.minutes import closes_at, floor_minute, is_late, last_whole_minute, minutes
-from gateway.batches_points import BadPoints, parse_points
+from gateway.batches.points import BadPoints, parse_points
 from ingest.points import lateness, recorded
 from ingest.producers import MIN_TICK_S, draw, spread, tick_s
 

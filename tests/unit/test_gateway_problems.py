@@ -10,8 +10,8 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from gateway.health import check_dependencies, readiness_failure
-from gateway.problems import PROBLEM_JSON, ProblemError, problem
+from gateway.frontdoor.health import check_dependencies, readiness_failure
+from gateway.frontdoor.problems import PROBLEM_JSON, ProblemError, problem
 
 pytestmark = pytest.mark.unit
 

@@ -3,6 +3,9 @@
 - `merge` joins subscriptions (a feed over several streams) in arrival order;
 - a cursor (`topic:entry-id,topic:entry-id`) is such a feed's event id, since events
   of two streams can arrive in either order and one entry id could not resume both;
+  `with_cursor` gives each merged event the cursor of everything sent so far (every
+  feed over several streams uses it: /events, /batches/{id}/events);
+- `prepend` puts a first event (a `snapshot`) before a subscription's events;
 - `sse` turns a subscription into the response: each event is encoded once and the
   bytes are shared by every client that gets it; `overflow` / `closed` end the
   stream with a `retry:` hint; `until=` ends it after a given event (a job's last).
@@ -18,14 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from contracts.codec import is_entry_id
 from contracts.runtime.tasks import cancel_and_wait
-from gateway.feeds import HEARTBEAT, RETRY_MS, TERMINAL, FeedEvent
+from gateway.feeds.fanout import HEARTBEAT, RETRY_MS, TERMINAL, FeedEvent
 
 
 class _Encoded(ServerSentEventMessage):
@@ -164,11 +167,42 @@ def decode_cursor(text: str | None, topics: list[str]) -> dict[str, str] | None:
     return {topic: found[topic] for topic in topics}
 
 
-_ENTRY_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
-_U64_MAX = 2**64 - 1
+Render = Callable[[str, FeedEvent], bytes | None]
 
 
-def is_entry_id(entry_id: str) -> bool:
-    """A Redis stream entry id (`ms` or `ms-seq`, ASCII digits, each within 64 bits)."""
-    found = _ENTRY_ID.fullmatch(entry_id)
-    return found is not None and all(int(p or 0) <= _U64_MAX for p in found.groups())
+async def with_cursor(
+    merged: AsyncIterator[tuple[str, FeedEvent]],
+    cursor: dict[str, str],
+    render: Render | None = None,
+) -> AsyncIterator[FeedEvent]:
+    """Merged events (`merge`), each with the cursor of every feed's position so far as
+    its id; `cursor` starts where the client resumes and moves with each event.
+
+    `render(topic, event)` may rewrite an event's data (None: send nothing, the cursor
+    moves on all the same). Heartbeats and `overflow` / `closed` pass as they are.
+    """
+    async for topic, event in merged:
+        if event.event in TERMINAL or event.event == HEARTBEAT:
+            yield event
+            if event.event in TERMINAL:
+                return
+            continue
+        if event.id:
+            cursor[topic] = event.id
+        data = event.data if render is None else render(topic, event)
+        if data is not None:
+            yield FeedEvent(encode_cursor(cursor), event.event, data)
+
+
+async def prepend(
+    first: FeedEvent, rest: AsyncIterator[FeedEvent] | None = None
+) -> AsyncIterator[FeedEvent]:
+    """`first`, then the events of `rest` (if any), which is closed however this ends."""
+    try:
+        yield first
+        if rest is not None:
+            async for event in rest:
+                yield event
+    finally:
+        if rest is not None:
+            await _aclose(rest)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from contracts.runtime.cli import Command
 from contracts.runtime.settings import Settings
+from gateway.frontdoor.keys import entries
 
 
 def _existing(env: Path) -> str | None:
@@ -22,9 +23,8 @@ def _existing(env: Path) -> str | None:
         return None
     for line in env.read_text().splitlines():
         name, _, value = line.partition("=")
-        if name.strip() == "CONVEYOR_API_KEYS" and value.strip():
-            parts = value.strip().split(";")[0].split(":")
-            return parts[1] if len(parts) == 3 else None
+        if name.strip() == "CONVEYOR_API_KEYS" and (listed := entries(value)):
+            return listed[0][1] if len(listed[0]) == 3 else None
     return None
 
 

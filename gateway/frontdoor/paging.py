@@ -8,7 +8,7 @@ import msgspec
 from litestar.params import QueryParameter
 
 T = TypeVar("T")
-MAX_LIMIT = 500  # the hard ceiling; Settings.max_page_size may lower it
+MAX_LIMIT = 500  # rows in one page of any listing
 
 Offset = Annotated[int, QueryParameter(ge=0, le=10_000_000, description="rows to skip")]
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="rows in the page")]

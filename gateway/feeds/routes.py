@@ -1,4 +1,4 @@
-"""`GET /events`: everything, or a part of it, live over SSE (on gateway.feeds).
+"""`GET /events`: everything, or a part of it, live over SSE (on gateway.feeds.fanout).
 
     GET /events?topics=jobs,batches&job_id=...&batch_id=...
 
@@ -18,7 +18,6 @@ topic, a cursor that is not one) is 400.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -30,13 +29,13 @@ from litestar.response import ServerSentEvent
 
 from contracts import streams
 from contracts.runtime.batch_registry import BatchRegistry
-from gateway.batches_deps import batches_of
-from gateway.batches_reads import one_batch
-from gateway.feeds import HEARTBEAT, TERMINAL, FeedEvent, Feeds, Subscription
-from gateway.fields import NO_NUL
+from gateway.batches.deps import batches_of
+from gateway.batches.views import one_batch
+from gateway.feeds.fanout import Feeds
+from gateway.feeds.sse import decode_cursor, merge, sse, with_cursor
+from gateway.frontdoor.fields import NO_NUL
+from gateway.frontdoor.problems import ProblemError
 from gateway.jobs import sql as jobs_sql
-from gateway.problems import ProblemError
-from gateway.sse import decode_cursor, encode_cursor, merge, sse
 
 TOPICS = {"jobs": streams.JOBS_EVENTS, "batches": streams.BATCHES_EVENTS}
 Id = Annotated[str | None, QueryParameter(max_length=64, pattern=NO_NUL)]
@@ -83,15 +82,9 @@ async def all_events(
             batch_id is None or getattr(message, "batch_id", None) == batch_id
         )
 
-    subscriptions: dict[str, Subscription] = {}
-    try:
-        for t in chosen:
-            subscriptions[t] = await feeds.get(TOPICS[t]).subscribe(match=wanted, after=cursor[t])
-    except BaseException:
-        for made in subscriptions.values():
-            await made.aclose()
-        raise
-    return sse(_with_cursor(merge(subscriptions), cursor))
+    specs = {t: TOPICS[t] for t in chosen}
+    subscriptions = await feeds.subscribe_all(specs, match=wanted, after=cursor)
+    return sse(with_cursor(merge(subscriptions), cursor))
 
 
 async def _existing(
@@ -102,17 +95,3 @@ async def _existing(
         raise ProblemError(HTTPStatus.NOT_FOUND, f"job {job_id} does not exist")
     if batch_id is not None:
         await one_batch(pool, batches, batch_id)  # 404 for an unknown batch
-
-
-async def _with_cursor(
-    events: AsyncIterator[tuple[str, FeedEvent]], cursor: dict[str, str]
-) -> AsyncIterator[FeedEvent]:
-    async for topic, event in events:
-        if event.event in TERMINAL or event.event == HEARTBEAT:
-            yield event
-            if event.event in TERMINAL:
-                return
-            continue
-        if event.id:
-            cursor[topic] = event.id
-        yield FeedEvent(encode_cursor(cursor), event.event, event.data)

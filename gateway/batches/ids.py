@@ -18,7 +18,7 @@ from typing import Annotated
 
 import msgspec
 
-from gateway.problems import ProblemError
+from gateway.frontdoor.problems import ProblemError
 
 __all__ = ["BATCH_ID", "BatchId", "existing_batch_id", "is_batch_id", "valid_batch_id"]
 

@@ -1,17 +1,15 @@
-"""Reading batches: `GET /batches`, `/batches/{id}`, `/batches/{id}/agg`, `/stats`.
+"""Reading batches: `GET /batches`, `/batches/{id}`, `/batches/{id}/agg`.
 
-Whether a batch runs is read from Redis (`batches.running`, the truth the
-producers are fenced by); the rest from PostgreSQL (`batch_runs`, projected by
-the aggregator, and `minute_aggregates`). A batch admitted a moment ago and not
-yet projected is shown from its start command in Redis.
+A batch is shown as `views.one_batch` finds it (Redis says whether it runs,
+PostgreSQL the rest); its minutes come from `minute_aggregates` (SQL in `sql.py`).
 
 `/agg` is the last whole minute by the `clock` dependency (for now = 10:11:10,
 [10:10:00, 10:11:00)); `?from=&to=` gives one row per minute in [floor(from), to),
 empty minutes included (count 0), at most MAX_SERIES_MINUTES rows. Times without
 an offset are UTC. `closed` says the minute is final (its MinuteClosed was
 published, or, for an empty minute, its grace period is over). `sum` and `avg`
-are doubles; the bounds on point values (|key| <= 1e15, gateway.fields) keep every
-minute's sum representable, so they are null only for an empty minute (avg) or for
+are doubles; the bounds on point values (|key| <= 1e15, gateway.frontdoor.fields)
+keep every minute's sum representable, so they are null only for an empty minute (avg) or for
 data written into the store past those bounds (`error` then says why the minute
 could not close).
 """
@@ -29,37 +27,17 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from contracts.minutes import MINUTE, closes_at, floor_minute, last_whole_minute, minutes
-from contracts.runtime.batch_registry import FAILED_REASON, BatchRegistry
+from contracts.runtime.batch_registry import BatchRegistry
 from contracts.runtime.settings import Settings
-from gateway import batches_sql as sql
-from gateway.batches_deps import Clock
-from gateway.batches_ids import existing_batch_id
-from gateway.problems import ProblemError
+from gateway.batches import sql
+from gateway.batches.deps import Clock
+from gateway.batches.views import BatchPage, BatchView, batch_view, one_batch
+from gateway.frontdoor.problems import ProblemError
 
-__all__ = ["ROUTES", "one_batch"]
+__all__ = ["ROUTES"]
 
 MAX_SERIES_MINUTES = 1440
 MAX_PAGE = 100
-
-
-class BatchView(msgspec.Struct, kw_only=True):
-    batch_id: str
-    status: str  # running | stopped | failed (its command could not be applied: `reason`)
-    run_id: str
-    started_at: datetime | None
-    stopped_at: datetime | None = None
-    first_started_at: datetime | None = None
-    runs: int = 1
-    rate: float | None = None
-    distribution: str | None = None
-    points: int = 0  # stored: aggregated on time + late
-    late_points: int = 0
-    reason: str | None = None  # why the latest run ended (stopped, or failed: why)
-
-
-class BatchPage(msgspec.Struct):
-    items: list[BatchView]
-    next_after: str | None
 
 
 class MinuteAgg(msgspec.Struct, kw_only=True):
@@ -81,58 +59,6 @@ class AggSeries(msgspec.Struct, kw_only=True):
     minutes: list[MinuteAgg]
 
 
-class Stats(msgspec.Struct, kw_only=True):
-    batches_running: int
-    batches_limit: int
-    batches: int
-    points_stored: int
-    points_aggregated: int
-    points_late: int
-    minutes: int
-    minutes_open: int
-    jobs: dict[str, int]
-
-
-def _status(row: asyncpg.Record, running: dict[str, str]) -> str:
-    if running.get(row["batch_id"]) == row["run_id"]:
-        return "running"
-    return "failed" if (row["stop_reason"] or "").startswith(FAILED_REASON) else "stopped"
-
-
-def _view(row: asyncpg.Record, running: dict[str, str]) -> BatchView:
-    late = int(row["late"])
-    return BatchView(
-        batch_id=row["batch_id"],
-        status=_status(row, running),
-        run_id=row["run_id"],
-        started_at=row["started_at"],
-        stopped_at=row["stopped_at"],
-        first_started_at=row["first_started_at"],
-        runs=row["runs"],
-        rate=row["rate"],
-        distribution=row["distribution"],
-        points=int(row["aggregated"]) + late,
-        late_points=late,
-        reason=row["stop_reason"],
-    )
-
-
-async def _admitted_view(batches: BatchRegistry, batch_id: str) -> BatchView | None:
-    """A running batch that PostgreSQL does not show yet, from its start command."""
-    start = await batches.start_of(batch_id)
-    if start is None:
-        return None
-    return BatchView(
-        batch_id=batch_id,
-        status="running",
-        run_id=start.id,
-        started_at=start.at,
-        first_started_at=start.at,
-        rate=start.rate,
-        distribution=start.distribution,
-    )
-
-
 @get("/batches", summary="Batches, in id order (page with ?after=<last batch_id>)")
 async def list_batches(
     pool: NamedDependency[asyncpg.Pool],
@@ -142,20 +68,8 @@ async def list_batches(
 ) -> BatchPage:
     rows = await sql.batches(pool=pool, after=after, limit=limit)
     running = await batches.running()
-    items = [_view(row, running) for row in rows]
+    items = [batch_view(row, running) for row in rows]
     return BatchPage(items, items[-1].batch_id if len(items) == limit else None)
-
-
-async def one_batch(pool: asyncpg.Pool, batches: BatchRegistry, batch_id: str) -> BatchView:
-    existing_batch_id(batch_id)
-    rows = await sql.batches(pool=pool, batch_id=batch_id)
-    running = await batches.running()
-    view = _view(rows[0], running) if rows else None
-    if (view is None or view.status != "running") and batch_id in running:
-        view = await _admitted_view(batches, batch_id) or view
-    if view is None:
-        raise ProblemError(HTTPStatus.NOT_FOUND, f"no batch {batch_id!r}")
-    return view
 
 
 @get("/batches/{batch_id:str}", summary="One batch: status, runs, points so far")
@@ -244,25 +158,4 @@ def _window(
     return first, last
 
 
-@get("/stats", summary="Overall figures: batches running, points stored, jobs by status")
-async def get_stats(
-    pool: NamedDependency[asyncpg.Pool],
-    batches: NamedDependency[BatchRegistry],
-    settings: NamedDependency[Settings],
-) -> Stats:
-    row = await sql.stats(pool=pool)
-    aggregated, late = int(row["aggregated"]), int(row["late"])
-    return Stats(
-        batches_running=await batches.count(),
-        batches_limit=settings.max_batches,
-        batches=row["batches"],
-        points_stored=aggregated + late,
-        points_aggregated=aggregated,
-        points_late=late,
-        minutes=row["minutes"],
-        minutes_open=row["open_minutes"],
-        jobs=await sql.jobs_by_status(pool=pool),
-    )
-
-
-ROUTES = [list_batches, get_batch, get_agg, get_stats]
+ROUTES = [list_batches, get_batch, get_agg]

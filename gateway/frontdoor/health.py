@@ -18,7 +18,7 @@ from litestar.openapi import ResponseSpec
 from redis.asyncio import Redis
 
 from contracts.runtime.readiness import OK, PROBE_TIMEOUT_S, probe
-from gateway.problems import PROBLEM_JSON, ProblemDetails, ProblemError
+from gateway.frontdoor.problems import PROBLEM_JSON, ProblemDetails, ProblemError
 
 __all__ = ["check_dependencies", "healthz", "readiness_failure", "readyz"]
 

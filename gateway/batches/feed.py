@@ -1,4 +1,4 @@
-"""`GET /batches/{batch_id}/events`: a batch live over SSE (on gateway.feeds).
+"""`GET /batches/{batch_id}/events`: a batch live over SSE (on gateway.feeds.fanout).
 
 Two streams are followed and merged: `points` (PointsRecorded: the live points)
 and `batches.events` (BatchStarted, BatchStopped, MinuteClosed). Events:
@@ -9,18 +9,18 @@ and `batches.events` (BatchStarted, BatchStopped, MinuteClosed). Events:
   DEFAULT_POINTS_PER_S, 0 for none; a token bucket per connection), `count` is
   how many on-time points the message carried;
 - `MinuteClosed`: a minute's final aggregate (count, sum, min, max and avg);
-- `BatchStarted`, `BatchStopped`; `reset`, `overflow`, `closed` as gateway.feeds says.
+- `BatchStarted`, `BatchStopped`; `reset`, `overflow`, `closed` as gateway.feeds.fanout says.
 
-An event's id is `<points entry id>,<batch events entry id>`: where the client
-is in each stream. `Last-Event-ID` resumes both exactly; without it the feed
-starts at both streams' current ends (read before subscribing, so nothing that
-arrives meanwhile is lost).
+An event's id is a cursor, as on `GET /events` (gateway/feeds/sse.py):
+`batches:<batches.events entry id>,points:<points entry id>`, where the client is
+in each stream. `Last-Event-ID` resumes both exactly; without it the feed starts
+at both streams' current ends (read before subscribing, so nothing that arrives
+meanwhile is lost).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -30,18 +30,18 @@ from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 from litestar.response import ServerSentEvent
-from redis.asyncio import Redis
 
 from contracts import streams
 from contracts.messages import MinuteClosed, PointsRecorded
 from contracts.runtime.batch_registry import BatchRegistry
-from gateway.batches_reads import one_batch
-from gateway.feeds import HEARTBEAT, TERMINAL, FeedEvent, Feeds
-from gateway.problems import ProblemError
-from gateway.sse import is_entry_id, merge, sse
+from gateway.batches.views import one_batch
+from gateway.feeds.fanout import FeedEvent, Feeds
+from gateway.feeds.sse import Render, decode_cursor, merge, prepend, sse, with_cursor
+from gateway.frontdoor.problems import ProblemError
 
 __all__ = ["batch_events"]
 
+TOPICS = {"batches": streams.BATCHES_EVENTS, "points": streams.POINTS}
 DEFAULT_POINTS_PER_S = 20.0
 MAX_POINTS_PER_S = 1000.0
 _decode_points = msgspec.json.Decoder(PointsRecorded)
@@ -86,53 +86,32 @@ def _minute_event(data: bytes) -> bytes:
     return msgspec.json.encode(msgspec.structs.asdict(closed) | {"avg": closed.avg})
 
 
-async def _merged(
-    points: AsyncIterator[FeedEvent], events: AsyncIterator[FeedEvent], at: list[str], rate: float
-) -> AsyncIterator[FeedEvent]:
-    """Both feeds as one (gateway.sse.merge), each event carrying both positions; ends
-    when either ends. Heartbeats pass through and move no position."""
+def _renderer(rate: float) -> Render:
+    """What the client gets of each event: points sampled to `rate`, minutes with avg."""
     sampler = Sampler(rate)
-    side = {"points": 0, "events": 1}
-    async for name, event in merge({"points": points, "events": events}):
-        if event.event in TERMINAL or event.event == HEARTBEAT:
-            yield event
-            continue
-        at[side[name]] = event.id
-        data: bytes | None = event.data
+
+    def render(_topic: str, event: FeedEvent) -> bytes | None:
         if event.event == "PointsRecorded":
-            data = _points_event(event.data, sampler)
-        elif event.event == "MinuteClosed":
-            data = _minute_event(event.data)
-        if data is not None:
-            yield FeedEvent(",".join(at), event.event, data)
+            return _points_event(event.data, sampler)
+        if event.event == "MinuteClosed":
+            return _minute_event(event.data)
+        return event.data
+
+    return render
 
 
-async def _prepend(first: FeedEvent, rest: AsyncIterator[FeedEvent]) -> AsyncIterator[FeedEvent]:
-    yield first
-    async for event in rest:
-        yield event
-
-
-async def _ends(redis: Redis, names: list[str]) -> list[str]:
-    ends = []
-    for name in names:
-        newest: Any = await redis.xrevrange(name, count=1)
-        ends.append(newest[0][0].decode() if newest else "0-0")
-    return ends
-
-
-def _resume_from(header: str | None) -> list[str] | None:
-    """The two positions of a `Last-Event-ID`; None without one; 400 if it is not ours."""
+def _resume_from(header: str | None) -> dict[str, str] | None:
+    """The positions of a `Last-Event-ID`; None without one; 400 if it is not ours."""
     if not header:
         return None
-    parts = header.split(",")
-    if len(parts) != 2 or not all(is_entry_id(p) for p in parts):
+    cursor = decode_cursor(header, list(TOPICS))
+    if cursor is None:
         raise ProblemError(
             HTTPStatus.BAD_REQUEST,
             f"Last-Event-ID {header[:100]!r} is not an event id of this feed "
-            "(<points entry id>,<batch events entry id>)",
+            "(batches:<entry id>,points:<entry id>)",
         )
-    return parts
+    return cursor
 
 
 @get("/batches/{batch_id:str}/events", summary="Follow a batch: live points, minutes (SSE)")
@@ -140,7 +119,6 @@ async def batch_events(
     batch_id: FromPath[str],
     request: Request[Any, Any, Any],
     pool: NamedDependency[asyncpg.Pool],
-    redis: NamedDependency[Redis],
     batches: NamedDependency[BatchRegistry],
     feeds: NamedDependency[Feeds],
     points_per_s: Annotated[
@@ -148,14 +126,14 @@ async def batch_events(
     ] = DEFAULT_POINTS_PER_S,
 ) -> ServerSentEvent:
     view = await one_batch(pool, batches, batch_id)  # 404 for an unknown batch
-    specs = [streams.POINTS, streams.BATCHES_EVENTS]
-    names = [feeds.get(spec).spec.name for spec in specs]
-    at = _resume_from(request.headers.get("last-event-id")) or await _ends(redis, names)
+    cursor = _resume_from(request.headers.get("last-event-id"))
+    if cursor is None:
+        cursor = {topic: await feeds.get(spec).end() for topic, spec in TOPICS.items()}
 
     def mine(message: Any) -> bool:
         return getattr(message, "batch_id", None) == batch_id
 
-    points = await feeds.get(streams.POINTS).subscribe(match=mine, after=at[0])
-    events = await feeds.get(streams.BATCHES_EVENTS).subscribe(match=mine, after=at[1])
+    subscriptions = await feeds.subscribe_all(TOPICS, match=mine, after=cursor)
     snapshot = FeedEvent("", "snapshot", msgspec.json.encode(view))
-    return sse(_prepend(snapshot, _merged(points, events, at, points_per_s)))
+    events = with_cursor(merge(subscriptions), cursor, _renderer(points_per_s))
+    return sse(prepend(snapshot, events))

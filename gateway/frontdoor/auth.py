@@ -35,7 +35,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from contracts.runtime.settings import Settings
-from gateway.keys import READ, WRITE, ApiKey, Keys
+from gateway.frontdoor.keys import READ, WRITE, ApiKey, Keys
 
 PUBLIC = frozenset({"/healthz", "/readyz"})
 READ_POSTS = frozenset({"/auth/tickets"})

@@ -153,7 +153,10 @@ def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[An
     log.warning("%s %s: a store is unavailable: %r", request.method, request.url.path, exc)
     if isinstance(exc, RedisError):
         detail = "Redis is unreachable"
-    elif isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.InterfaceError):
+    elif isinstance(
+        exc,
+        asyncpg.PostgresConnectionError | asyncpg.CannotConnectNowError | asyncpg.InterfaceError,
+    ):
         detail = "PostgreSQL is unreachable"
     else:
         detail = "a backing service is unreachable"
@@ -169,6 +172,7 @@ def exception_handlers() -> ExceptionHandlersMap:
         HTTPException: _http_exception,
         RedisError: _unavailable,
         asyncpg.PostgresConnectionError: _unavailable,
+        asyncpg.CannotConnectNowError: _unavailable,  # PostgreSQL starting or shutting down
         asyncpg.InterfaceError: _unavailable,
         OSError: _unavailable,
         Exception: _internal_error,

@@ -36,11 +36,16 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def entries(text: str) -> list[list[str]]:
+    """The `name:secret:scopes` entries of a key list, each split at `:` (unchecked);
+    entries are separated by `;` or a new line, and `#` starts a comment entry."""
+    found = [e.strip() for line in text.splitlines() for e in line.split(";")]
+    return [e.split(":") for e in found if e and not e.startswith("#")]
+
+
 def parse(text: str, *, origin: str) -> dict[str, ApiKey]:
     keys: dict[str, ApiKey] = {}
-    entries = [e.strip() for line in text.splitlines() for e in line.split(";")]
-    for n, entry in enumerate(e for e in entries if e and not e.startswith("#")):
-        parts = entry.split(":")
+    for n, parts in enumerate(entries(text)):
         if len(parts) != 3 or not all(parts):
             raise BadKeys(f"{origin}: entry {n + 1} is not name:secret:scopes")
         name, secret, scopes = parts

@@ -32,7 +32,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import QueryParameter
 from litestar.types import ExceptionHandlersMap
 
-from gateway.problems import ProblemError, exception_handlers, problem
+from gateway.frontdoor.problems import ProblemError, exception_handlers, problem
 
 INT64_MAX = 2**63 - 1
 MAX_ABS_VALUE = 1e15

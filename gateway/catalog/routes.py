@@ -24,10 +24,10 @@ from litestar import Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from gateway import catalog_sql as sql
-from gateway.fields import BOUNDS_AS_422, ListName, Search
-from gateway.paging import Limit, Offset, Page
-from gateway.problems import ProblemError
+from gateway.catalog import sql
+from gateway.frontdoor.fields import BOUNDS_AS_422, ListName, Search
+from gateway.frontdoor.paging import Limit, Offset, Page
+from gateway.frontdoor.problems import ProblemError
 
 
 class Collection(msgspec.Struct, kw_only=True):

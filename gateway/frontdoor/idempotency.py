@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from contracts import codec
 from contracts.messages import id_from_key
-from gateway.problems import ProblemError
+from gateway.frontdoor.problems import ProblemError
 
 __all__ = ["TTL_S", "IdempotencyKey", "bind"]
 

@@ -1,7 +1,7 @@
 """SQL for companies, collections and memberships; each function takes `conn=`.
 
 A search `q` matches names that contain it, ignoring case, with `%`, `_` and `\\`
-taken literally (gateway.fields.like_pattern, `ESCAPE '\\'`). A list's name is unique
+taken literally (gateway.frontdoor.fields.like_pattern, `ESCAPE '\\'`). A list's name is unique
 as `lower(btrim(name))` (migration 0006).
 """
 
@@ -12,7 +12,7 @@ import uuid
 import asyncpg
 
 from contracts.runtime.db import Executor
-from gateway.fields import like_pattern
+from gateway.frontdoor.fields import like_pattern
 
 COLLECTION = """SELECT c.id, c.name, c.created_at,
     (SELECT count(*) FROM memberships m WHERE m.collection_id = c.id) AS companies

@@ -1,4 +1,4 @@
-"""Batches over HTTP: start and stop here; pushes in batches_points, reads in batches_reads.
+"""Batches over HTTP: start and stop here; pushes in points.py, reads in reads.py.
 
     POST   /batches                    start a batch (id in the body, or one is made)
     PUT    /batches/{batch_id}         start it (idempotent: running -> 200, as is)
@@ -15,7 +15,7 @@ an admitted run is never lost. A stop removes the run from the admitted set at
 once (its producer is fenced off on its next emission) and sends StopBatch; a
 stopped batch can be started again (a new run).
 
-Options are bounded by what the store can hold (gateway/fields.py): `low`,
+Options are bounded by what the store can hold (gateway/frontdoor/fields.py): `low`,
 `high` and `mean` within ±1e15, `stddev` in [0, 1e15], `rate` in [0, 20000];
 the producer clamps its draws into ±1e15 (a normal draw can land anywhere), so
 every point of a run fits the bounds pushed points are held to. An option out of
@@ -37,13 +37,13 @@ from litestar.params import FromPath, JSONBody
 from contracts.messages import StartBatch, StopBatch, id_from_key, new_id
 from contracts.runtime.batch_registry import BatchRegistry
 from contracts.runtime.settings import Settings
-from gateway import batches_events, batches_points, batches_reads, idempotency
-from gateway import batches_sql as sql
-from gateway.batches_deps import BatchMetrics, batch_dependencies, outage_handlers
-from gateway.batches_ids import BATCH_ID, BatchId, existing_batch_id, valid_batch_id
-from gateway.fields import BOUNDS_AS_422, MAX_ABS_VALUE, Value
-from gateway.idempotency import IdempotencyKey
-from gateway.problems import ProblemError
+from gateway.batches import feed, points, reads, sql
+from gateway.batches.deps import BatchMetrics, batch_dependencies
+from gateway.batches.ids import BATCH_ID, BatchId, existing_batch_id, valid_batch_id
+from gateway.frontdoor import idempotency
+from gateway.frontdoor.fields import BOUNDS_AS_422, MAX_ABS_VALUE, Value
+from gateway.frontdoor.idempotency import IdempotencyKey
+from gateway.frontdoor.problems import ProblemError
 
 __all__ = ["BATCH_ID", "router", "valid_batch_id"]
 
@@ -137,7 +137,7 @@ async def start_batch(
 ) -> Response[BatchRun]:
     run_id = _run_id(idempotency_key)
     batch_id = valid_batch_id(data.batch_id) if data.batch_id else run_id[:12]
-    if idempotency_key:  # the same key with another request: 422 (gateway/idempotency.py)
+    if idempotency_key:  # the same key with another request: 422 (gateway/frontdoor/idempotency.py)
         await idempotency.bind(
             batches.redis, settings.stream_prefix, "batches", idempotency_key, data
         )
@@ -196,14 +196,14 @@ router = Router(
     path="/",
     tags=["batches"],
     dependencies=batch_dependencies(),
-    exception_handlers={**outage_handlers(), **BOUNDS_AS_422},
+    exception_handlers=BOUNDS_AS_422,
     route_handlers=[
         start_batch,
         put_batch,
         delete_batch,
         stop_batch,
-        batches_points.push_points,
-        *batches_reads.ROUTES,
-        batches_events.batch_events,
+        points.push_points,
+        *reads.ROUTES,
+        feed.batch_events,
     ],
 )

@@ -2,7 +2,7 @@
 
     feed = feeds_of(app.state).get(streams.JOBS_EVENTS)
     events = await feed.subscribe(match=lambda m: m.job_id == job_id, after=last_event_id)
-    return sse(events)  # gateway/sse.py: how events are rendered for the client
+    return sse(events)  # gateway/feeds/sse.py: how events are rendered for the client
 
 - **One reader.** `StreamFeed` reads its stream with `XREAD BLOCK` from one task,
   started with the first subscriber; adding clients adds no Redis reads.
@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -35,7 +35,7 @@ import msgspec
 from prometheus_client import CollectorRegistry, Gauge
 from redis.asyncio import Redis
 
-from contracts.codec import DATA_FIELD
+from contracts.codec import DATA_FIELD, entry_key
 from contracts.streams import StreamSpec
 
 log = logging.getLogger(__name__)
@@ -70,11 +70,6 @@ async def _xrange(redis: Redis, name: str, *, start: str = "-", count: int) -> E
 
 async def _xrevrange(redis: Redis, name: str, *, count: int) -> Entries:
     return cast(Entries, await redis.xrevrange(name, count=count))
-
-
-def _id(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 @dataclass(eq=False)
@@ -171,7 +166,11 @@ class StreamFeed:
                 if event.event in (_OVERFLOW, _CLOSED):
                     yield event
                     return
-                if event.event == HEARTBEAT or last is None or _id(event.id) > _id(last):
+                if (
+                    event.event == HEARTBEAT
+                    or last is None
+                    or entry_key(event.id) > entry_key(last)
+                ):
                     yield event
         finally:  # synchronous on purpose: it runs even inside a cancelled scope
             self._release(sub)
@@ -261,7 +260,7 @@ class StreamFeed:
         oldest = await _xrange(self.redis, self.spec.name, count=1)
         if not oldest:
             return False
-        return _id(after) < _id(oldest[0][0].decode()) and _id(after) != (0, 0)
+        return entry_key(after) < entry_key(oldest[0][0].decode()) and entry_key(after) != (0, 0)
 
     async def _backlog(self, after: str, match: Match) -> AsyncIterator[FeedEvent]:
         start = f"({after}"
@@ -302,6 +301,21 @@ class Feeds:
                 self.redis, named, clients=self.clients, heartbeat_s=self.heartbeat_s
             )
         return self._feeds[named.name]
+
+    async def subscribe_all(
+        self, specs: Mapping[str, StreamSpec], *, match: Match, after: Mapping[str, str]
+    ) -> dict[str, Subscription]:
+        """One subscription per named stream, each after its position in `after`; none
+        is left open if one of them cannot be made."""
+        made: dict[str, Subscription] = {}
+        try:
+            for name, spec in specs.items():
+                made[name] = await self.get(spec).subscribe(match=match, after=after[name])
+        except BaseException:
+            for subscription in made.values():
+                await subscription.aclose()
+            raise
+        return made
 
     async def close(self) -> None:
         for feed in self._feeds.values():

@@ -12,8 +12,6 @@ from datetime import datetime
 
 import asyncpg
 
-from contracts.jobs import STATUSES
-
 _LATEST_RUN_ID = """
 SELECT run_id FROM batch_runs WHERE batch_id = $1
 ORDER BY started_at DESC NULLS LAST LIMIT 1
@@ -53,8 +51,6 @@ SELECT (SELECT count(DISTINCT batch_id) FROM batch_runs) AS batches,
        (SELECT count(*) FROM minute_aggregates WHERE NOT closed) AS open_minutes
 """
 
-_JOBS_BY_STATUS = "SELECT status, count(*) AS n FROM jobs GROUP BY status"
-
 
 async def latest_run_id(*, pool: asyncpg.Pool, batch_id: str) -> str | None:
     run_id = await pool.fetchval(_LATEST_RUN_ID, batch_id)
@@ -79,10 +75,3 @@ async def stats(*, pool: asyncpg.Pool) -> asyncpg.Record:
     row = await pool.fetchrow(_STATS)
     assert row is not None
     return row
-
-
-async def jobs_by_status(*, pool: asyncpg.Pool) -> dict[str, int]:
-    """Jobs (the mover's table) by status, every status present."""
-    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
-    counts.update({row["status"]: int(row["n"]) for row in await pool.fetch(_JOBS_BY_STATUS)})
-    return counts

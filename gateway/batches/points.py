@@ -1,7 +1,7 @@
 """`POST /batches/{batch_id}/points`: points pushed by external producers.
 
 The body is a JSON array of `{"key": <number>, "ts": <RFC 3339 time>?}` (`ts`
-defaults to the arrival time). `key` is finite and within ±1e15 (gateway.fields:
+defaults to the arrival time). `key` is finite and within ±1e15 (gateway.frontdoor.fields:
 every minute's sum then stays far inside double precision); `ts` has an offset,
 is a time in UTC at all (years 0001..9999) and is at most MAX_FUTURE ahead; it
 travels and is stored in UTC. A point far in the past is accepted and counted
@@ -38,13 +38,13 @@ from litestar.params import FromPath, RawBody
 from contracts.messages import Point, RecordPoints, id_from_key, new_id
 from contracts.runtime.batch_registry import BatchRegistry
 from contracts.runtime.settings import Settings
-from gateway import batches_sql as sql
-from gateway import idempotency
-from gateway.batches_deps import BatchMetrics, Clock
-from gateway.batches_ids import existing_batch_id
-from gateway.fields import MAX_ABS_VALUE, AwareDatetime, Value
-from gateway.idempotency import IdempotencyKey
-from gateway.problems import ProblemError
+from gateway.batches import sql
+from gateway.batches.deps import BatchMetrics, Clock
+from gateway.batches.ids import existing_batch_id
+from gateway.frontdoor import idempotency
+from gateway.frontdoor.fields import MAX_ABS_VALUE, AwareDatetime, Value
+from gateway.frontdoor.idempotency import IdempotencyKey
+from gateway.frontdoor.problems import ProblemError
 
 __all__ = ["PointIn", "PointsAccepted", "parse_points", "push_points"]
 
@@ -214,7 +214,7 @@ async def push_points(
         limit = settings.max_points_per_request
         raise ProblemError(bad.status, bad.detail, limit=limit, **extra) from None
     scope = f"points\x00{batch_id}"
-    if idempotency_key:  # the same key with other points: 422 (gateway/idempotency.py)
+    if idempotency_key:  # the same key with other points: 422 (gateway/frontdoor/idempotency.py)
         request = msgspec.json.decode(body)
         await idempotency.bind(
             batches.redis, settings.stream_prefix, scope, idempotency_key, request
