@@ -19,7 +19,7 @@ from contracts.runtime.db import DbConnection
 # updating a minute set aside (close_error) gives it another try with its new aggregate.
 #
 # `sum` is numeric (exact); the gateway bounds every value to |key| <= 1e15
-# (gateway.fields.MAX_ABS_VALUE), so with `count` a bigint (< 9.3e18) a minute's sum
+# (gateway.frontdoor.fields.MAX_ABS_VALUE), so with `count` a bigint (< 9.3e18) a minute's sum
 # stays below 1e34 in magnitude: far inside double precision, whatever the count.
 _ADD_POINTS = """
 INSERT INTO minute_aggregates AS a (batch_id, minute, count, sum, min, max)
