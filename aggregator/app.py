@@ -8,7 +8,7 @@ from __future__ import annotations
 from faststream.asgi import AsgiFastStream
 
 from aggregator.jobs import register_jobs
-from aggregator.points_wiring import add_minute_closer, register_points
+from aggregator.points_wiring import register_points
 from contracts.runtime.service import Service, build_service
 from contracts.runtime.settings import Settings
 
@@ -16,10 +16,8 @@ from contracts.runtime.settings import Settings
 def register(service: Service) -> None:
     """Subscribe the service's handlers."""
     register_jobs(service)  # jobs: the jobs table from jobs.events (aggregator/jobs.py)
-    register_points(service)  # batches: per-minute aggregates, runs (aggregator/points*.py)
+    register_points(service)  # batches: per-minute aggregates, runs, MinuteClosed
 
 
 def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
-    app, service = build_service("aggregator", settings, register)
-    add_minute_closer(app, service)  # batches: MinuteClosed (aggregator/minute_closer.py)
-    return app, service
+    return build_service("aggregator", settings, register)

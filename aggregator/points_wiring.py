@@ -1,13 +1,10 @@
 """How the aggregator's batch parts are put together (called from aggregator/app.py).
 
 - `register_points(service)`: consume `points` (per-minute aggregates) and
-  `batches.events` (the runs projection);
-- `add_minute_closer(app, service)`: run the minute closer while the app runs.
+  `batches.events` (the runs projection); run the minute closer beside them.
 """
 
 from __future__ import annotations
-
-from faststream.asgi import AsgiFastStream
 
 from aggregator.minute_closer import MinuteCloser
 from aggregator.points import PointsAggregator, project_batch_event
@@ -29,10 +26,5 @@ def register_points(service: Service) -> None:
         batch=POINTS_READ_COUNT,
     )
     service.delivery.consume(streams.BATCHES_EVENTS, streams.AGGREGATOR, project_batch_event)
-
-
-def add_minute_closer(app: AsgiFastStream, service: Service) -> MinuteCloser:
     closer = MinuteCloser(service.settings, service.redis, service.pool, service.metrics.registry)
-    app.after_startup(closer.start)
-    app.on_shutdown(closer.stop)
-    return closer
+    service.background(closer)  # MinuteClosed (aggregator/minute_closer.py)

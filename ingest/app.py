@@ -27,8 +27,8 @@ POINTS_CONCURRENCY = 4
 POINTS_READ_COUNT = 20
 
 
-def register(service: Service) -> Supervisor:
-    """Subscribe the service's handlers; return the supervisor of its producers."""
+def register(service: Service) -> None:
+    """Subscribe the service's handlers; run the supervisor of its producers beside them."""
     settings, prefix = service.settings, service.settings.stream_prefix
     metrics = IngestMetrics(service.metrics.registry)
     registry = BatchRegistry(service.redis, prefix)
@@ -53,14 +53,8 @@ def register(service: Service) -> Supervisor:
         concurrency=POINTS_CONCURRENCY,
         batch=POINTS_READ_COUNT,
     )
-    return supervisor
+    service.background(supervisor)  # stopped before the broker: leases released at once
 
 
 def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
-    supervisors: list[Supervisor] = []
-    app, service = build_service("ingest", settings, lambda s: supervisors.append(register(s)))
-    supervisor = supervisors[0]
-    # After the broker is up; before it stops (so leases are released for others at once).
-    app.after_startup(supervisor.start)
-    app.on_shutdown(supervisor.stop)
-    return app, service
+    return build_service("ingest", settings, register)

@@ -19,14 +19,13 @@ up afterwards: a producer makes live data, not a backlog.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 
 from contracts.messages import StartBatch
 from contracts.runtime.batch_registry import BatchRegistry, decode_start
 from contracts.runtime.settings import Settings
-from contracts.runtime.tasks import cancel_and_wait
+from contracts.runtime.tasks import cancel_and_wait, every
 from ingest.metrics import IngestMetrics
 from ingest.producers import Producer
 
@@ -65,17 +64,7 @@ class Supervisor:
         return {b: run for b, (run, task) in self.producers.items() if not task.done()}
 
     async def _run(self) -> None:
-        while True:
-            try:
-                await self.reconcile()
-            except Exception as exc:
-                log.warning("reconcile failed (will retry): %s", exc)
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
-            # that lands as the event is set, and stop() would wait forever.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(RECONCILE_S):
-                    await self._wake.wait()
-            self._wake.clear()
+        await every(RECONCILE_S, self.reconcile, what="reconcile", logger=log, wake=self._wake)
 
     async def reconcile(self) -> None:
         running = await self.registry.running()

@@ -20,6 +20,7 @@ from faststream.asgi import AsgiFastStream
 from contracts import streams
 from contracts.runtime.service import Service, build_service
 from contracts.runtime.settings import Settings
+from contracts.runtime.tasks import Forever
 from mover.chunks import Chunks
 from mover.commands import Commands
 from mover.dead_letters import DeadLetters
@@ -42,7 +43,7 @@ def register(service: Service) -> None:
     ):
         consume(spec, streams.MOVER, chunks.apply, after_commit=chunks.after_apply,
                 on_dead_letter=dead.chunk, concurrency=workers, batch=workers)  # fmt: skip
-    service.background(Scheduler(jobs).schedule_due)
+    service.background(Forever(Scheduler(jobs).schedule_due, name="mover:schedule_due"))
 
 
 def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:

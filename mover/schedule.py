@@ -10,11 +10,11 @@ StartJob itself starts only a job that is still scheduled (mover/commands.py).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from contracts import codec
 from contracts.messages import StartJob, derived_id
+from contracts.runtime.tasks import every
 from mover import sql
 from mover.jobs import Jobs
 
@@ -28,12 +28,7 @@ class Scheduler:
 
     async def schedule_due(self) -> None:
         """Send StartJob for due jobs, every `SCHEDULER_INTERVAL_S`, until cancelled."""
-        while True:
-            try:
-                await self._start_due()
-            except Exception as exc:
-                log.warning("scheduler: %s", exc)
-            await asyncio.sleep(SCHEDULER_INTERVAL_S)
+        await every(SCHEDULER_INTERVAL_S, self._start_due, what="scheduler", logger=log)
 
     async def _start_due(self) -> None:
         jobs = self.jobs

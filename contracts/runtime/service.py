@@ -20,9 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -37,7 +36,7 @@ from contracts.delivery.maintenance import observe, remove_idle_consumers, trim
 from contracts.runtime.db import create_pool
 from contracts.runtime.readiness import OK, health_routes, probe
 from contracts.runtime.settings import Settings
-from contracts.runtime.tasks import cancel_and_wait
+from contracts.runtime.tasks import Background, cancel_and_wait, every
 
 log = logging.getLogger("conveyor.service")
 UPKEEP_INTERVAL_S = 15.0
@@ -81,7 +80,7 @@ class Service:
     connected: bool = False
     _waiting_for: dict[str, str] = field(default_factory=dict)
     _pool: asyncpg.Pool | None = None
-    _background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    _background: list[Background] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -98,8 +97,9 @@ class Service:
         await self._until("postgres", self._open_pool)
         await self._until("redis", self.delivery.ensure_groups)
         await self._until("redis", self._start_subscribers)
-        for loop in [self._keep_up, *self._background]:
-            self._tasks.append(asyncio.create_task(loop(), name=f"{self.name}:{loop.__name__}"))
+        self._tasks.append(asyncio.create_task(self._keep_up(), name=f"{self.name}:upkeep"))
+        for work in self._background:
+            await work.start()
         self.connected = True
         log.info("%s: connected to PostgreSQL and Redis; consuming", self.name)
 
@@ -141,9 +141,14 @@ class Service:
         consumers = OK if self.connected else f"not started: waiting for {waiting}"
         return {"redis": redis_state, "postgres": pg_state, "consumers": consumers}
 
-    def background(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run `loop` from start-up to shutdown (it should never return)."""
-        self._background.append(loop)
+    def background(self, work: Background) -> None:
+        """Run `work` beside the consumers: started once connected, stopped on shutdown
+        before the broker stops (so that, say, leases are released for others at once)."""
+        self._background.append(work)
+
+    async def stop_background(self) -> None:
+        for work in reversed(self._background):
+            await work.stop()
 
     async def close(self) -> None:
         """After the broker stopped (nothing reads as this consumer any more)."""
@@ -184,15 +189,15 @@ class Service:
 
     async def _keep_up(self) -> None:
         forget_at = time.monotonic()
-        while True:
-            try:
-                await self.upkeep()
-                if self.delivery.subscriptions and time.monotonic() >= forget_at:
-                    forget_at = time.monotonic() + FORGET_INTERVAL_S
-                    await forget_applied_before(self.pool(), days=APPLIED_KEPT_DAYS)
-            except Exception as exc:
-                log.warning("%s: stream upkeep failed: %s", self.name, exc)
-            await asyncio.sleep(UPKEEP_INTERVAL_S)
+
+        async def step() -> None:
+            nonlocal forget_at
+            await self.upkeep()
+            if self.delivery.subscriptions and time.monotonic() >= forget_at:
+                forget_at = time.monotonic() + FORGET_INTERVAL_S
+                await forget_applied_before(self.pool(), days=APPLIED_KEPT_DAYS)
+
+        await every(UPKEEP_INTERVAL_S, step, what=f"{self.name}: stream upkeep", logger=log)
 
 
 def build_service(
@@ -220,6 +225,7 @@ def build_service(
             ("/metrics", make_asgi_app(service.metrics.registry)),
             *health_routes(service.readiness),
         ],
+        on_shutdown=[service.stop_background],
         after_shutdown=[service.close],
     )
     return app, service

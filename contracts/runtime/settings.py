@@ -1,4 +1,4 @@
-"""Settings shared by every service, read from the environment once at start-up.
+"""Settings of every service, read from the environment once at start-up.
 
 Each service's composition root (`create_app(settings)`) takes one of these;
 tests build their own with other values (a random stream prefix, a fresh schema).
@@ -66,36 +66,57 @@ def default_consumer_name() -> str:
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every setting, grouped by who reads it; `CONVEYOR_<FIELD>` sets one."""
+
+    # --- every service: where the stores are, and names -------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
-    # PostgreSQL schema the services use (tests use a fresh one each).
-    db_schema: str = "public"
-    # Prefix on every stream name (tests use a random one each).
-    stream_prefix: str = ""
+    db_schema: str = "public"  # PostgreSQL schema (tests use a fresh one each)
+    stream_prefix: str = ""  # prefix on every stream name (tests use a random one each)
     consumer_name: str = msgspec.field(default_factory=default_consumer_name)
-    # Delivery rules: how long an entry may sit unacknowledged with its consumer
-    # before a live consumer claims it, and how many deliveries before it is dead-lettered.
-    claim_idle_ms: int = 30_000
-    max_deliveries: int = 5
-    # How long SIGTERM waits for in-flight handlers before leaving them pending.
-    shutdown_grace_s: float = 10.0
-    # Block time of one XREADGROUP call; also how fast a stop is noticed.
-    poll_ms: int = 1_000
     db_pool_min: int = 1
     db_pool_max: int = 10
-    # Gateway
+
+    # --- every consumer: the delivery rules (contracts/delivery) ----------------------
+    # How long an entry may sit unacknowledged with its consumer before a live consumer
+    # claims it; how many deliveries before it is dead-lettered; how long SIGTERM waits
+    # for in-flight handlers; the block time of one XREADGROUP (how fast a stop is seen).
+    claim_idle_ms: int = 30_000
+    max_deliveries: int = 5
+    shutdown_grace_s: float = 10.0
+    poll_ms: int = 1_000
+
+    # --- gateway: the front door and its limits (gateway/frontdoor) -------------------
+    # API keys as `name:secret:scopes` entries separated by `;` (scopes `read` or
+    # `read+write`), and/or a file of such lines; requests per key per second and
+    # burst; open SSE streams per key (per process); how long an SSE ticket lives;
+    # request body size; company ids in one move; points in one push.
+    api_keys: str = ""
+    api_keys_file: str = ""
+    rate_limit_per_s: float = 50.0
+    rate_limit_burst: int = 100
+    sse_connections_per_key: int = 50
+    sse_ticket_ttl_s: int = 30
     max_body_bytes: int = 1_048_576
-    # Batches (issue 4): runs at once; how late (after its minute ends) a point still
-    # counts in its minute; points per push request; how long a producer's lease lasts.
+    max_ids_per_request: int = 10_000
+    max_points_per_request: int = 10_000
+    # The jobs outbox (gateway/jobs/outbox.py, table accepted_moves): a move not planned
+    # this long after its 202 has what Redis lost of it (command, JobQueued) sent again.
+    job_replan_after_s: float = 30.0
+
+    # --- batches: gateway admission, ingest producers, aggregator minutes -------------
+    # Runs at once; how late (after its minute ends) a point still counts in it; how
+    # long a producer's lease lasts (a dead ingest's batches move on after it).
     max_batches: int = 5
     late_grace_s: float = 10.0
-    max_points_per_request: int = 10_000
     batch_lease_ms: int = 3_000
 
-    # Mover (issue 3): workers per process on the bulk and express lanes; chunks in
-    # flight per job at priority 5 (scaled down for lower priorities); rows per page;
-    # how long one chunk should take (sizes chunks from the measured cost of a row);
-    # jobs up to `mover_express_rows` rows (or priority >= 4) use the express lane.
+    # --- mover --------------------------------------------------------------------------
+    # Workers per process on the bulk and express lanes; chunks in flight per job at
+    # priority 5 (scaled down for lower priorities); rows per page; how long one chunk
+    # should take (chunks are sized from the measured cost of a row) and its most pages;
+    # jobs up to `mover_express_rows` rows (or priority >= 4) use the express lane; at
+    # most one progress event per job per interval.
     mover_concurrency: int = 24
     mover_express_concurrency: int = 4
     mover_window: int = 80
@@ -104,24 +125,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     mover_max_pages_per_chunk: int = 250
     mover_express_rows: int = 1_000
     mover_progress_interval_ms: int = 100
-    # The job row is an outbox (gateway/jobs/outbox.py): a move still `queued` this long
-    # after it was accepted, whose command is no longer waiting in mover.commands, has
-    # its MoveCompanies published again (same id; the mover applies it once).
-    job_replan_after_s: float = 30.0
-    # Gateway limits: company ids in one request, rows in one page of a listing.
-    max_ids_per_request: int = 10_000
-    max_page_size: int = 500
-
-    # Front door (gateway): API keys as `name:secret:scopes` entries separated by `;`
-    # (scopes `read` or `read+write`), and/or a file of such lines; requests per key
-    # per second and burst; open SSE streams per key (per gateway process); how long
-    # an SSE ticket lives.
-    api_keys: str = ""
-    api_keys_file: str = ""
-    rate_limit_per_s: float = 50.0
-    rate_limit_burst: int = 100
-    sse_connections_per_key: int = 50
-    sse_ticket_ttl_s: int = 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -136,4 +136,4 @@ async def batch_events(
     subscriptions = await feeds.subscribe_all(TOPICS, match=mine, after=cursor)
     snapshot = FeedEvent("", "snapshot", msgspec.json.encode(view))
     events = with_cursor(merge(subscriptions), cursor, _renderer(points_per_s))
-    return sse(prepend(snapshot, events))
+    return sse(prepend(snapshot, events), releasing=subscriptions.values())

@@ -103,11 +103,15 @@ class Subscription:
         try:
             await self._events.aclose()
         finally:
-            self._feed._release(self._sub)
+            self.release()
+
+    def release(self) -> None:
+        """Unregister now (synchronous: it runs even inside a cancelled scope)."""
+        self._feed._release(self._sub)
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
-            self._feed._release(self._sub)
+            self.release()
 
 
 @dataclass(eq=False)

@@ -84,7 +84,7 @@ async def all_events(
 
     specs = {t: TOPICS[t] for t in chosen}
     subscriptions = await feeds.subscribe_all(specs, match=wanted, after=cursor)
-    return sse(with_cursor(merge(subscriptions), cursor))
+    return sse(with_cursor(merge(subscriptions), cursor), releasing=subscriptions.values())
 
 
 async def _existing(

@@ -21,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
@@ -62,8 +62,12 @@ async def _aclose(events: object) -> None:
             await close()
 
 
+class Releasable(Protocol):
+    def release(self) -> None: ...
+
+
 async def _messages(
-    events: AsyncIterator[FeedEvent], until: Until | None
+    events: AsyncIterator[FeedEvent], until: Until | None, releasing: Iterable[Releasable]
 ) -> AsyncIterator[ServerSentEventMessage]:
     try:
         async for event in events:
@@ -77,17 +81,27 @@ async def _messages(
                 if until is not None and until(event):
                     return
     finally:
+        for subscription in releasing:  # first, and synchronously: see `sse`
+            subscription.release()
         await _aclose(events)
 
 
-def sse(events: AsyncIterator[FeedEvent], *, until: Until | None = None) -> ServerSentEvent:
+def sse(
+    events: AsyncIterator[FeedEvent],
+    *,
+    until: Until | None = None,
+    releasing: Iterable[Releasable] = (),
+) -> ServerSentEvent:
     """The SSE response for a feed subscription (heartbeats come from the feed).
 
     With `until`, the stream ends (and the subscription is closed) right after the
     first event for which `until(event)` is true, e.g. a job's terminal event.
+    `releasing`: the subscriptions under `events`, released when the response ends
+    even if `events` never got to iterate them (a client that leaves right after a
+    snapshot: closing a generator that never started runs none of its cleanup).
     """
     return ServerSentEvent(
-        _messages(events, until),
+        _messages(events, until, tuple(releasing)),
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 

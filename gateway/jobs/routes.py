@@ -156,7 +156,7 @@ async def job_events(
     feed = feeds.get(streams.JOBS_EVENTS)
     events = await feed.subscribe(match=lambda m: getattr(m, "job_id", None) == job_id, after=after)
     until = job["feed_from"] if final else None
-    return sse(_follow(snapshot, events, attempt=job["attempts"], until=until))
+    return sse(_follow(snapshot, events, attempt=job["attempts"], until=until), releasing=[events])
 
 
 class _Events(Protocol):
