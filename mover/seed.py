@@ -15,7 +15,7 @@ import argparse
 import sys
 import uuid
 
-from contracts.runtime.cli import Command
+from contracts.runtime.cli import Command, whole_number
 from contracts.runtime.db import DbConnection, connect
 from contracts.runtime.settings import Settings
 from mover import sql
@@ -102,28 +102,18 @@ async def cmd_slowdb(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"{n} is negative")
-    return n
-
-
 def seed_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--companies", type=_count, default=100_000)
-    parser.add_argument("--my-list", type=_count, default=50_000)
-    parser.add_argument("--liked", type=_count, default=10)
-    parser.add_argument("--ignore", type=_count, default=50)
+    parser.add_argument("--companies", type=whole_number(0), default=100_000)
+    parser.add_argument("--my-list", type=whole_number(0), default=50_000)
+    parser.add_argument("--liked", type=whole_number(0), default=10)
+    parser.add_argument("--ignore", type=whole_number(0), default=50)
     parser.add_argument("--slow-db", action="store_true", help="install the 100 ms/row trigger")
-    parser.add_argument("--delay-ms", type=_count, default=100)
+    parser.add_argument("--delay-ms", type=whole_number(0), default=100)
 
 
 def slowdb_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("state", choices=["on", "off"])
-    parser.add_argument("--delay-ms", type=_count, default=100)
+    parser.add_argument("--delay-ms", type=whole_number(0), default=100)
 
 
 SEED = Command("load the demo companies and lists", seed_arguments, cmd_seed)

@@ -50,6 +50,21 @@ class Command:
     run: Run
 
 
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse `type=` for whole numbers of at least `minimum`, with a clear error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+
+    return parse
+
+
 def table() -> dict[str, Command]:
     """The command table: every `conveyor.commands` entry point, loaded, by name."""
     return {ep.name: ep.load() for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name)}

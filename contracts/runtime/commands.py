@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from contracts import streams
 from contracts.delivery import list_dead, replay
 from contracts.runtime import migrations
-from contracts.runtime.cli import Command
+from contracts.runtime.cli import Command, whole_number
 from contracts.runtime.settings import Settings
 
 STREAM_NAMES = tuple(spec.name for spec in streams.ALL)
@@ -155,16 +155,6 @@ def _stream_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def _wait_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
 
@@ -177,7 +167,7 @@ def _dlq_arguments(parser: argparse.ArgumentParser) -> None:
     dlq = parser.add_subparsers(dest="dlq", required=True)
     ls = dlq.add_parser("list", help="list the dead letters of a stream")
     _stream_argument(ls)
-    ls.add_argument("--count", type=_positive, default=100, help="at most this many (100)")
+    ls.add_argument("--count", type=whole_number(1), default=100, help="at most this many (100)")
     ls.add_argument("--json", action="store_true", help="one JSON array")
     rp = dlq.add_parser("replay", help="append dead letters back onto their stream")
     _stream_argument(rp)
