@@ -11,7 +11,7 @@ import uuid
 
 import asyncpg
 
-from contracts.runtime.db import Executor
+from contracts.runtime.db import DbConnection, Executor
 from gateway.frontdoor.fields import like_pattern
 
 COLLECTION = """SELECT c.id, c.name, c.created_at,
@@ -108,3 +108,62 @@ async def companies(
     )  # fmt: skip
     total = await conn.fetchval(f"SELECT count(*) FROM companies WHERE {where}", pattern)
     return rows, int(total)
+
+
+# --- demo data and the slow-database switch (catalog/demo.py)  ----------------------------
+
+
+async def add_companies(*, conn: DbConnection, count: int, names: list[str]) -> None:
+    """Companies 1..count, named after `names` in turn (those already there stay)."""
+    await conn.execute(
+        """INSERT INTO companies (id, name)
+           SELECT g, ($2::text[])[1 + g % cardinality($2::text[])] || ' ' || g
+           FROM generate_series(1, $1) g ON CONFLICT (id) DO NOTHING""",
+        count, names,
+    )  # fmt: skip
+
+
+async def add_collection(*, conn: DbConnection, collection_id: uuid.UUID, name: str) -> None:
+    await conn.execute(
+        "INSERT INTO collections (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+        collection_id, name,
+    )  # fmt: skip
+
+
+async def add_members(
+    *, conn: DbConnection, collection_id: uuid.UUID, first: int, last: int, companies: int
+) -> None:
+    """Companies first..last (those that exist, up to `companies`) into the collection."""
+    await conn.execute(
+        """INSERT INTO memberships (collection_id, company_id)
+           SELECT $1, g FROM generate_series($2::bigint, $3::bigint) g
+           WHERE g <= $4 ON CONFLICT DO NOTHING""",
+        collection_id, first, last, companies,
+    )  # fmt: skip
+
+
+async def collection_sizes(*, conn: DbConnection) -> dict[str, int]:
+    """Each collection's name and how many companies it holds."""
+    rows = await conn.fetch(
+        "SELECT c.name, count(m.*) AS n FROM collections c LEFT JOIN memberships m "
+        "ON m.collection_id = c.id GROUP BY c.name ORDER BY c.name"
+    )
+    return {r["name"]: r["n"] for r in rows}
+
+
+async def drop_throttle(*, conn: DbConnection) -> None:
+    await conn.execute("DROP TRIGGER IF EXISTS memberships_throttle ON memberships")
+
+
+async def add_throttle(*, conn: DbConnection, delay_ms: int) -> None:
+    """A trigger that sleeps `delay_ms` per inserted membership (DDL takes no parameters;
+    `delay_ms` is a number)."""
+    await conn.execute(
+        f"""CREATE OR REPLACE FUNCTION memberships_throttle() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_sleep({delay_ms / 1000.0}); RETURN NEW; END $$"""
+    )
+    await conn.execute(
+        """CREATE TRIGGER memberships_throttle BEFORE INSERT ON memberships
+           FOR EACH ROW EXECUTE FUNCTION memberships_throttle()"""
+    )

@@ -56,7 +56,7 @@ async def cmd_devkey(args: argparse.Namespace, settings: Settings) -> int:
         _secrets_dir(Path(args.secrets_dir), dev)
     print(f"development API key (read+write), from {env}: {dev}")
     print(f"  curl -H 'Authorization: Bearer {dev}' http://localhost:8000/jobs")
-    print(f"  export CONVEYOR_API_KEY={dev}   # for `conveyor move` and `conveyor follow`")
+    print(f"  export CONVEYOR_API_KEY={dev}   # for `./conveyor move` and `follow`")
     return 0
 
 

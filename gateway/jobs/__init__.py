@@ -11,4 +11,6 @@
   it alone writes), `conn=` passed in.
 - `outbox.py`: the moves accepted, as an outbox; one not planned past its bound is
   published again (a lifespan step of the app).
+- `follow.py`: the `conveyor move` / `conveyor follow` verbs, a terminal client of
+  these routes (POST /moves, the job's SSE feed).
 """

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 from contracts import streams
 from contracts.runtime.settings import Settings
-from mover import seed
+from gateway.catalog import demo as seed
 from tests.support.keys import WRITE
 from tests.support.whole_stack import WholeStack, whole_stack
 

@@ -12,7 +12,7 @@ import pytest
 
 from contracts.runtime.settings import Settings
 from gateway.app import create_app
-from mover import seed
+from gateway.catalog import demo as seed
 from tests.support.http import uvicorn_serve
 from tests.support.keys import WRITE_KEY
 

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from contracts import streams
 from contracts.runtime.settings import Settings
 from gateway.app import create_app
-from mover import seed
+from gateway.catalog import demo as seed
 from tests.support.gateway import serve
 from tests.support.mover_stack import MY_LIST, MoverWorld, mover_world
 from tests.support.waiting import wait_until

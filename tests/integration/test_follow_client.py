@@ -15,7 +15,7 @@ from litestar.params import FromPath
 from litestar.response import Stream
 from rich.console import Console
 
-from mover.follow import follow
+from gateway.jobs.follow import follow
 from tests.support.http import uvicorn_serve
 
 pytestmark = pytest.mark.integration

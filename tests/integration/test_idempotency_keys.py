@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from contracts import streams
 from contracts.runtime.settings import Settings
 from gateway.app import create_app
-from mover import seed
+from gateway.catalog import demo as seed
 from tests.support.gateway import serve
 
 pytestmark = pytest.mark.integration

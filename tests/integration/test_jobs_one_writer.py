@@ -27,7 +27,7 @@ from contracts.messages import MoveCompanies
 from contracts.runtime import migrations
 from contracts.runtime.settings import Settings
 from gateway.app import create_app as create_gateway
-from mover import seed
+from gateway.catalog import demo as seed
 from mover.app import create_app as create_mover
 from tests.support.http import uvicorn_serve
 from tests.support.keys import WRITE

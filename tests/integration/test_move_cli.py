@@ -10,7 +10,7 @@ from rich.console import Console
 
 from contracts.runtime import cli
 from contracts.runtime.settings import Settings
-from mover.follow import follow
+from gateway.jobs.follow import follow
 from tests.support.keys import WRITE_KEY
 from tests.support.mover_stack import MY_LIST, mover_world
 

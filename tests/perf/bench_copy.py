@@ -26,7 +26,7 @@ import httpx_sse
 
 from contracts.runtime.db import connect
 from contracts.runtime.settings import Settings
-from mover import seed
+from gateway.catalog import demo as seed
 from tests.perf.stack import AUTH, fresh_schema, percentile, services, wait_ready
 
 RUNS = 3

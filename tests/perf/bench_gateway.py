@@ -31,7 +31,7 @@ from contracts import codec, streams
 from contracts.messages import Counts, JobProgressed, new_id
 from contracts.runtime.db import connect
 from contracts.runtime.settings import Settings
-from mover import seed
+from gateway.catalog import demo as seed
 from tests.perf.stack import (
     AUTH,
     BENCH_KEY,

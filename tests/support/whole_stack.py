@@ -26,8 +26,8 @@ from contracts import streams
 from contracts.runtime import migrations
 from contracts.runtime.settings import Settings
 from gateway.app import create_app as create_gateway
+from gateway.catalog import demo as seed
 from ingest.app import create_app as create_ingest
-from mover import seed
 from mover.app import create_app as create_mover
 from tests.support.http import uvicorn_serve
 

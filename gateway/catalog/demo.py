@@ -18,7 +18,7 @@ import uuid
 from contracts.runtime.cli import Command, whole_number
 from contracts.runtime.db import DbConnection, connect
 from contracts.runtime.settings import Settings
-from mover import sql
+from gateway.catalog import sql
 
 MY_LIST = uuid.UUID("00000000-0000-4000-8000-000000000001")
 LIKED = uuid.UUID("00000000-0000-4000-8000-000000000002")
