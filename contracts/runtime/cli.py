@@ -9,7 +9,7 @@
 
 The table is `[project.entry-points."conveyor.commands"]` in `pyproject.toml`:
 each verb's name and the `Command` that runs it, exported by the module it
-operates on (`contracts.runtime.commands`, `mover.seed`, `mover.follow`,
+operates on (`contracts.runtime.commands`, `gateway.catalog.demo`, `gateway.jobs.follow`,
 `gateway.frontdoor.devkey`). Nothing registers itself by being imported, and this module
 imports no service: the table is read through `importlib.metadata`.
 
