@@ -174,8 +174,7 @@ async def _stop(batch_id: str, batches: BatchRegistry, pool: asyncpg.Pool) -> Re
     return Response(BatchRun(batch_id, last, "stopped", already_stopped=True))
 
 
-@delete("/batches/{batch_id:str}", status_code=HTTPStatus.OK, summary="Stop a batch")
-async def delete_batch(
+async def _stop_route(
     batch_id: FromPath[str],
     batches: NamedDependency[BatchRegistry],
     pool: NamedDependency[asyncpg.Pool],
@@ -183,13 +182,13 @@ async def delete_batch(
     return await _stop(batch_id, batches, pool)
 
 
-@post("/batches/{batch_id:str}/stop", status_code=HTTPStatus.OK, summary="Stop a batch")
-async def stop_batch(
-    batch_id: FromPath[str],
-    batches: NamedDependency[BatchRegistry],
-    pool: NamedDependency[asyncpg.Pool],
-) -> Response[BatchRun]:
-    return await _stop(batch_id, batches, pool)
+# One handler, two spellings: DELETE /batches/{id} and POST /batches/{id}/stop.
+delete_batch = delete("/batches/{batch_id:str}", status_code=HTTPStatus.OK, summary="Stop a batch")(
+    _stop_route
+)
+stop_batch = post(
+    "/batches/{batch_id:str}/stop", status_code=HTTPStatus.OK, summary="Stop a batch"
+)(_stop_route)
 
 
 router = Router(

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Annotated, Any, Literal, Protocol
 
 import asyncpg
 import msgspec
 from litestar import Request, Response, Router, get, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import ServerSentEvent
 from redis.asyncio import Redis
@@ -96,43 +97,51 @@ async def get_job(pool: NamedDependency[asyncpg.Pool], job_id: FromPath[str]) ->
     return view(await find(pool, job_id))
 
 
-async def _command(
-    pool: asyncpg.Pool, redis: Redis, settings: Settings, job_id: str, command: Message
-) -> Response[JobView]:
-    name = streams.MOVER_COMMANDS.prefixed(settings.stream_prefix).name
-    await codec.publish(redis, name, command)
-    return Response(view(await find(pool, job_id)), status_code=HTTPStatus.ACCEPTED)
+@dataclass(frozen=True)
+class JobCommands:
+    """What cancel and retry need: the job, and a way to send the mover a command."""
+
+    pool: asyncpg.Pool
+    redis: Redis
+    settings: Settings
+
+    async def send(self, job_id: str, command: Message) -> Response[JobView]:
+        name = streams.MOVER_COMMANDS.prefixed(self.settings.stream_prefix).name
+        await codec.publish(self.redis, name, command)
+        return Response(view(await find(self.pool, job_id)), status_code=HTTPStatus.ACCEPTED)
+
+
+def _job_commands(
+    pool: NamedDependency[asyncpg.Pool],
+    redis: NamedDependency[Redis],
+    settings: NamedDependency[Settings],
+) -> JobCommands:
+    return JobCommands(pool, redis, settings)
 
 
 @post("/jobs/{job_id:str}/cancel", summary="Cancel a queued, scheduled or running job")
 async def cancel_job(
-    pool: NamedDependency[asyncpg.Pool],
-    redis: NamedDependency[Redis],
-    settings: NamedDependency[Settings],
-    job_id: FromPath[str],
+    job_commands: NamedDependency[JobCommands], job_id: FromPath[str]
 ) -> Response[JobView]:
-    job = await find(pool, job_id)
+    job = await find(job_commands.pool, job_id)
     if job["status"] not in ACTIVE:
         raise ProblemError(HTTPStatus.CONFLICT, f"job {job_id} is {job['status']} already")
-    return await _command(pool, redis, settings, job_id, CancelJob(id=new_id(), job_id=job_id))
+    return await job_commands.send(job_id, CancelJob(id=new_id(), job_id=job_id))
 
 
 @post("/jobs/{job_id:str}/retry", summary="Run a failed or cancelled job again")
 async def retry_job(
-    pool: NamedDependency[asyncpg.Pool],
-    redis: NamedDependency[Redis],
-    settings: NamedDependency[Settings],
-    job_id: FromPath[str],
+    job_commands: NamedDependency[JobCommands], job_id: FromPath[str]
 ) -> Response[JobView]:
-    job = await find(pool, job_id)
+    job = await find(job_commands.pool, job_id)
     if job["status"] not in RETRYABLE:
         raise ProblemError(
             HTTPStatus.CONFLICT, f"job {job_id} is {job['status']}; only failed or cancelled "
             "jobs can be retried",
         )  # fmt: skip
-    accepted = await sql.accepted_command(conn=pool, job_id=job_id)
+    accepted = await sql.accepted_command(conn=job_commands.pool, job_id=job_id)
     retry = RetryJob(id=new_id(), job_id=job_id, move=command_from(accepted) if accepted else None)
-    return await _command(pool, redis, settings, job_id, retry)
+    return await job_commands.send(job_id, retry)
 
 
 @get("/jobs/{job_id:str}/events", summary="Follow a job (SSE) until its final event")
@@ -202,5 +211,6 @@ def _impossible(job_id: str) -> bool:
 router = Router(
     path="/",
     route_handlers=[list_jobs, job_stats, get_job, cancel_job, retry_job, job_events],
+    dependencies={"job_commands": Provide(_job_commands, sync_to_thread=False)},
     tags=["jobs"],
 )
