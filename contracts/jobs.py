@@ -19,6 +19,12 @@ STATUSES: Final[tuple[JobStatus, ...]] = get_args(JobStatus)
 FINISHED: Final[tuple[JobStatus, ...]] = ("completed", "failed", "cancelled")
 ACTIVE: Final[tuple[JobStatus, ...]] = ("queued", "scheduled", "running")
 RETRYABLE: Final[tuple[JobStatus, ...]] = ("failed", "cancelled")
+# The events (their tags on jobs.events) that end an attempt, and the status each leaves.
+FINAL_EVENTS: Final[dict[str, JobStatus]] = {
+    "JobCompleted": "completed",
+    "JobFailed": "failed",
+    "JobCancelled": "cancelled",
+}
 
 
 def rank(status: str) -> int:

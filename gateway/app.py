@@ -29,7 +29,7 @@ from gateway.frontdoor.metrics import MetricsController, RegistryPrometheusConfi
 from gateway.frontdoor.problems import document_problems, exception_handlers
 from gateway.jobs import moves, outbox
 from gateway.jobs import routes as jobs
-from gateway.resources import dependencies, lifespan
+from gateway.resources import dependencies, lifespan, running
 
 __all__ = ["create_app"]
 
@@ -70,7 +70,7 @@ def create_app(
             *extra_route_handlers,
         ],
         # resources first; the jobs outbox sweep (gateway/jobs/outbox.py) uses them
-        lifespan=[lifespan(settings), outbox.outbox(settings)],
+        lifespan=[lifespan(settings), running(lambda state: outbox.outbox(state, settings))],
         state=State({"settings": settings, "metrics_registry": registry}),
         dependencies=dependencies(),
         middleware=[

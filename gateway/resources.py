@@ -43,6 +43,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 
 from contracts.runtime.db import create_pool
 from contracts.runtime.settings import Settings
+from contracts.runtime.tasks import Background
 from gateway.feeds.fanout import Feeds
 from gateway.frontdoor.health import check_dependencies, readiness_failure
 
@@ -105,6 +106,24 @@ def lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextMan
             await _close(app.state.pool, app.state.redis)
 
     return resources
+
+
+def running(
+    make: Callable[[State], Background],
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """A lifespan step running background work made from the app's state (so after
+    the resources' step), as the worker services run theirs (`Service.background`)."""
+
+    @contextlib.asynccontextmanager
+    async def step(app: Litestar) -> AsyncIterator[None]:
+        work = make(app.state)
+        await work.start()
+        try:
+            yield
+        finally:
+            await work.stop()
+
+    return step
 
 
 async def _log_readiness(redis: Redis, pool: asyncpg.Pool) -> None:

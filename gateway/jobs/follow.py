@@ -25,12 +25,12 @@ import httpx_sse
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from contracts.jobs import FINAL_EVENTS, FINISHED
 from contracts.runtime.cli import Command
 from contracts.runtime.settings import Settings
 
-FINAL = {"JobCompleted": "completed", "JobFailed": "failed", "JobCancelled": "cancelled"}
 # Events this client draws; any other (reset, overflow, closed, new kinds) is skipped.
-SHOWN = {"snapshot", "JobQueued", "JobScheduled", "JobStarted", "JobProgressed", *FINAL}
+SHOWN = {"snapshot", "JobQueued", "JobScheduled", "JobStarted", "JobProgressed", *FINAL_EVENTS}
 RECONNECT_S = 0.5
 
 
@@ -131,11 +131,11 @@ def _show(progress: Progress, bar: Any, event: str, data: dict[str, Any]) -> str
     if isinstance(total, int):
         done = counts.get("done")
         progress.update(bar, total=total, completed=done if isinstance(done, int) else 0)
-    if event == "snapshot" and data.get("status") in ("completed", "failed", "cancelled"):
+    if event == "snapshot" and data.get("status") in FINISHED:
         return str(data["status"])
     if event == "JobFailed":
         progress.console.print(f"error: {data.get('error')}")
-    return FINAL.get(event)
+    return FINAL_EVENTS.get(event)
 
 
 MOVE = Command("copy or move companies between lists (a job)", move_arguments, cmd_move)

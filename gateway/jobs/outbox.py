@@ -21,17 +21,12 @@ per sweep; its dead letter fails the job (mover/commands.py).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import asyncpg
 import msgspec
-from litestar import Litestar
 from litestar.datastructures import State
 from redis.asyncio import Redis
 
@@ -39,7 +34,7 @@ from contracts import codec, streams
 from contracts.codec import as_text, entry_key
 from contracts.messages import JobQueued, MoveCompanies, derived_id
 from contracts.runtime.settings import Settings
-from contracts.runtime.tasks import cancel_and_wait
+from contracts.runtime.tasks import Forever, every
 from gateway.jobs import sql
 
 log = logging.getLogger("conveyor.gateway.outbox")
@@ -146,25 +141,15 @@ async def _last_delivered(redis: Redis, stream: str) -> str | None:
     return None
 
 
-async def _run(state: State, settings: Settings) -> None:
+def outbox(state: State, settings: Settings) -> Forever:
+    """The sweep, every third of the bound, as background work of the app
+    (started by `gateway.resources.running` after the resources)."""
     interval = max(0.1, settings.job_replan_after_s / 3)
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await sweep(pool=state.pool, redis=state.redis, settings=settings)
-        except Exception as exc:  # Redis or PostgreSQL away: the next sweep tries again
-            log.warning("jobs outbox sweep failed: %s", exc)
 
+    async def sweep_now() -> None:
+        await sweep(pool=state.pool, redis=state.redis, settings=settings)
 
-def outbox(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    """A lifespan step: the sweep runs from start-up to shutdown (after the resources')."""
+    async def sweeps() -> None:
+        await every(interval, sweep_now, what="jobs outbox sweep", logger=log)
 
-    @contextlib.asynccontextmanager
-    async def running(app: Litestar) -> AsyncIterator[None]:
-        task = asyncio.create_task(_run(app.state, settings), name="gateway:jobs-outbox")
-        try:
-            yield
-        finally:
-            await cancel_and_wait(task)
-
-    return running
+    return Forever(sweeps, name="gateway:jobs-outbox")

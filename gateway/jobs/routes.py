@@ -40,7 +40,7 @@ from redis.asyncio import Redis
 
 from contracts import codec, streams
 from contracts.codec import entry_key, is_entry_id
-from contracts.jobs import ACTIVE, FINISHED, RETRYABLE, STATUSES, JobStatus
+from contracts.jobs import ACTIVE, FINAL_EVENTS, FINISHED, RETRYABLE, STATUSES, JobStatus
 from contracts.messages import CancelJob, Message, RetryJob, new_id
 from contracts.runtime.settings import Settings
 from gateway.feeds.fanout import FeedEvent, Feeds
@@ -53,7 +53,6 @@ from gateway.jobs.outbox import command_from
 from gateway.jobs.views import JobStats, JobView, view
 
 Sort = Literal["created_at", "-created_at", "priority", "-priority", "status"]
-FINAL_EVENTS = ("JobCompleted", "JobFailed", "JobCancelled")
 MAX_JOB_ID = 64  # ids are 32 hex characters; anything longer names no job
 
 
