@@ -3,7 +3,8 @@
 Events are applied in any order (reclaim and redelivery reorder them), so every
 statement compares instead of overwriting: an event of a newer attempt starts that
 attempt; within an attempt the status only moves forward (contracts/jobs.py); counts
-only grow; `feed_from` only moves to a later jobs.events entry.
+only grow; `feed_from` only moves to a later jobs.events entry; `started_at` is set by
+the first running or completed event (a job cancelled or failed before it ran has none).
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ UPDATE jobs j SET
     status = CASE WHEN s.moves THEN $3 ELSE j.status END,
     attempts = greatest(j.attempts, s.attempt),
     error = CASE WHEN s.moves THEN $4 ELSE j.error END,
-    started_at = CASE WHEN s.rank >= 3 THEN coalesce(j.started_at, $12) ELSE j.started_at END,
+    started_at = CASE WHEN $3 IN ('running', 'completed') THEN coalesce(j.started_at, $12)
+                      ELSE j.started_at END,
     finished_at = CASE WHEN NOT s.moves THEN j.finished_at
                        WHEN s.rank = {_FINAL_RANK} THEN $12 END,
     total = CASE WHEN $5 > 0 OR s.rank = {_FINAL_RANK} THEN greatest(j.total, $5) ELSE j.total END,

@@ -131,6 +131,8 @@ class Commands:
                 )
                 await self._cut(conn, command, by=msg.id)
             return
+        if job["status"] == "scheduled":  # its start time is still ahead: the scheduler
+            return  # starts it (`after` says JobScheduled for the new attempt)
         if job["pages_done"] >= job["pages"]:  # nothing left: it completes at once
             await sql.add_progress(
                 conn=conn, job_id=msg.job_id, pages=0, rows=0, added=0, removed=0,

@@ -297,10 +297,16 @@ async def cancel_unplanned(*, conn: DbConnection, job_id: str, by: str) -> None:
 
 async def restart_job(*, conn: DbConnection, job_id: str, by: str) -> asyncpg.Record | None:
     """Start a failed or cancelled job again (a new run); pending pages get fresh attempts.
-    A job never planned becomes `scheduled` (not planned): its command plans it."""
+    A job never planned, or whose `not_before` is still ahead, becomes `scheduled`: its
+    command plans it, or the scheduler starts it when its time comes."""
     row = await conn.fetchrow(
-        f"""UPDATE move_jobs SET status = CASE WHEN planned THEN 'running' ELSE 'scheduled' END,
-                run = run + 1, error = NULL, started_by = CASE WHEN planned THEN $2 END,
+        f"""WITH now_due AS (
+                SELECT planned AND (not_before IS NULL OR not_before <= now()) AS due
+                FROM move_jobs WHERE job_id = $1)
+            UPDATE move_jobs SET
+                status = CASE WHEN (SELECT due FROM now_due) THEN 'running' ELSE 'scheduled' END,
+                run = run + 1, error = NULL,
+                started_by = CASE WHEN (SELECT due FROM now_due) THEN $2 END,
                 finished_by = NULL, updated_at = now()
             WHERE job_id = $1 AND status IN ('failed', 'cancelled') RETURNING {JOB_COLUMNS}""",
         job_id, by,

@@ -242,10 +242,20 @@ class Session:
         return self.client.get("/companies", params={"q": call["q"]})
 
     def _cancel(self, call: dict[str, Any]) -> httpx.Response | None:
-        return self.client.post(f"/jobs/{self.jobs[-1]}/cancel") if self.jobs else None
+        job_id = self._newest("scheduled") or self._newest("running") or self._last()
+        return self.client.post(f"/jobs/{job_id}/cancel") if job_id else None
 
     def _retry(self, call: dict[str, Any]) -> httpx.Response | None:
-        return self.client.post(f"/jobs/{self.jobs[-1]}/retry") if self.jobs else None
+        job_id = self._newest("cancelled") or self._newest("failed") or self._last()
+        return self.client.post(f"/jobs/{job_id}/retry") if job_id else None
+
+    def _newest(self, status: str) -> str | None:
+        """The newest job in `status` (so that cancel and retry meet jobs they apply to)."""
+        page = self.client.get("/jobs", params={"status": status, "limit": 1}).json()
+        return str(page["items"][0]["id"]) if page["items"] else None
+
+    def _last(self) -> str | None:
+        return self.jobs[-1] if self.jobs else None
 
     # --- what an accepted call must lead to
 

@@ -202,6 +202,32 @@ async def test_a_job_for_later_shows_scheduled_then_runs_when_due(
     assert datetime.fromisoformat(done["started_at"]) >= not_before - timedelta(seconds=1)
 
 
+async def test_a_retried_job_whose_start_time_is_ahead_waits_for_it_again(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """Cancelled while scheduled, then retried before its time: scheduled again (a new
+    attempt), and it runs only when its `not_before` comes."""
+    not_before = datetime.now(UTC) + timedelta(seconds=4)
+    async with mover_world(settings, pool) as w:
+        target = await w.new_list()
+        job = await w.move(
+            source=MY_LIST, target=target, mode="copy", selection=[1, 2],
+            not_before=not_before.isoformat(),
+        )  # fmt: skip
+        await wait_until(lambda: status_is(w, job["id"], "scheduled"), what="scheduled")
+        assert (await w.client.post(f"/jobs/{job['id']}/cancel")).status_code == 202
+        await wait_until(lambda: status_is(w, job["id"], "cancelled"), what="cancelled")
+        assert (await w.client.post(f"/jobs/{job['id']}/retry")).status_code == 202
+        again = await wait_until(
+            lambda: status_is(w, job["id"], "scheduled", "running", "completed"), what="retried"
+        )
+        done = await wait_until(lambda: status_is(w, job["id"], "completed"), what="done")
+
+    assert (again["status"], again["attempts"]) == ("scheduled", 2)
+    assert datetime.fromisoformat(done["started_at"]) >= not_before - timedelta(seconds=1)
+    assert done["added"] == 2
+
+
 async def test_a_live_feed_ends_after_the_final_event(
     settings: Settings, pool: asyncpg.Pool
 ) -> None:
