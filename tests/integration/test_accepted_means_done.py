@@ -72,33 +72,47 @@ def times(draw: st.DrawFn) -> str:
     return text if form == "naive" else text + ("Z" if form == "Z" else form)
 
 
+# An hour from now: a job that stays scheduled, for cancel and retry to meet.
+later = st.builds(lambda: (datetime.now(UTC) + timedelta(hours=1)).isoformat())
+
+
 def move_call() -> st.SearchStrategy[dict[str, Any]]:
-    selection = st.one_of(
-        st.lists(company_ids, min_size=1, max_size=5),
-        st.fixed_dictionaries({"all": st.just(True), "exclude": st.lists(company_ids, max_size=5)}),
-    )
+    def selection(ids: st.SearchStrategy[int]) -> st.SearchStrategy[object]:
+        return st.one_of(
+            st.lists(ids, min_size=1, max_size=5),
+            st.fixed_dictionaries({"all": st.just(True), "exclude": st.lists(ids, max_size=5)}),
+        )
 
     def body(
-        targets: list[str], priority: st.SearchStrategy[int], attempts: st.SearchStrategy[int]
+        sources: list[str],
+        targets: list[str],
+        ids: st.SearchStrategy[int],
+        priority: st.SearchStrategy[int],
+        attempts: st.SearchStrategy[int],
     ) -> st.SearchStrategy[dict[str, Any]]:
         return st.fixed_dictionaries(
             {
-                "source": st.sampled_from([MY_LIST, LIKED, IGNORE]),
+                "source": st.sampled_from(sources),
                 "target": st.sampled_from(targets),
                 "mode": st.sampled_from(["copy", "move"]),
-                "selection": selection,
+                "selection": selection(ids),
             },
             optional={
                 "priority": priority,
                 "max_attempts": attempts,
-                "not_before": st.one_of(st.none(), st.none(), times()),
+                "not_before": st.one_of(st.none(), times(), later),
             },
         )
 
-    # What a person would send (so that moves get accepted), and the extremes.
-    plausible = body(["new"], st.integers(1, 5), st.integers(1, 10))
+    # What a person would send (ids of My List's 500, so that moves have rows to move,
+    # take time and can be scheduled), and the extremes.
+    plausible = body([MY_LIST], ["new"], st.integers(1, 500), st.integers(1, 5), st.integers(1, 10))
     extreme = body(
-        [LIKED, IGNORE, "new", str(uuid.UUID(int=7))], st.integers(-1, 6), st.integers(-1, 11)
+        [MY_LIST, LIKED, IGNORE],
+        [LIKED, IGNORE, "new", str(uuid.UUID(int=7))],
+        company_ids,
+        st.integers(-1, 6),
+        st.integers(-1, 11),
     )
     return st.tuples(st.just("move"), st.one_of(plausible, extreme)).map(
         lambda t: {"op": t[0], "body": t[1]}
