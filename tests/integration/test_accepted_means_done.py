@@ -43,6 +43,7 @@ EXAMPLES = int(os.environ.get("CONVEYOR_PROPERTY_EXAMPLES", "60"))
 VISIBLE_WITHIN_S = 30.0
 MY_LIST, LIKED, IGNORE = str(seed.MY_LIST), str(seed.LIKED), str(seed.IGNORE)
 FINISHED = {"completed", "failed", "cancelled"}
+PUSH_BATCH = "pushed-only"  # runs for the whole module: pushes meet a running batch
 
 # --- values at the edges of what JSON can carry --------------------------------------
 
@@ -138,7 +139,13 @@ def points_call() -> st.SearchStrategy[dict[str, Any]]:
     key = st.one_of(st.floats(-1e15, 1e15), st.integers(-(10**15), 10**15), numbers)
     ts = st.one_of(st.builds(lambda: datetime.now(UTC).isoformat()), times())
     point = st.fixed_dictionaries({"key": key}, optional={"ts": ts})
-    return st.lists(point, min_size=1, max_size=6).map(lambda p: {"op": "points", "body": p})
+    return st.fixed_dictionaries(
+        {
+            "op": st.just("points"),
+            "body": st.lists(point, min_size=1, max_size=6),
+            "to_unknown": st.integers(0, 7).map(lambda n: n == 0),
+        }
+    )
 
 
 def list_call() -> st.SearchStrategy[dict[str, Any]]:
@@ -181,6 +188,10 @@ def stack() -> Iterator[WholeStack]:
             rate_limit_burst=100_000,
         )
         with whole_stack(base) as running:
+            with httpx.Client(base_url=running.url, headers=WRITE, timeout=15) as client:
+                r = client.put(f"/batches/{PUSH_BATCH}", json={"rate": 0})
+                assert r.status_code == 201, r.text
+            running.pushed[PUSH_BATCH] = 0
             yield running
 
 
@@ -202,6 +213,7 @@ class Session:
         self.stack, self.client = stack, client
         self.jobs = stack.jobs  # every job of the run: cancel and retry pick the latest
         self.batches: dict[str, int] = {}  # batch id -> points pushed and accepted
+        self.pushed = stack.pushed  # the same for the module's push-only batch
 
     def run(self, call: dict[str, Any]) -> None:
         op = call["op"]
@@ -243,10 +255,14 @@ class Session:
         return self.client.post("/batches", json=body)
 
     def _points(self, call: dict[str, Any]) -> httpx.Response | None:
-        pushed_to = next((b for b in self.batches), f"nobatch{uuid.uuid4().hex[:6]}")
+        """To a batch of this sequence, else the module's push-only batch, else (1 in 8)
+        to one that does not exist."""
+        unknown = f"nobatch{uuid.uuid4().hex[:6]}" if call["to_unknown"] else PUSH_BATCH
+        pushed_to = next(iter(self.batches), unknown)
         r = self.client.post(f"/batches/{pushed_to}/points", json=call["body"])
         if r.status_code == 202:
-            self.batches[pushed_to] += int(r.json()["accepted"])
+            counts = self.batches if pushed_to in self.batches else self.pushed
+            counts[pushed_to] += int(r.json()["accepted"])
         return r
 
     def _list(self, call: dict[str, Any]) -> httpx.Response:
@@ -286,7 +302,7 @@ class Session:
                 lambda: self._batch_view(batch_id)["status"] == "running", f"batch {batch_id}"
             )
         elif op == "points":
-            for batch_id, pushed in self.batches.items():
+            for batch_id, pushed in {**self.pushed, **self.batches}.items():
                 eventually(
                     lambda b=batch_id, n=pushed: self._batch_view(b)["points"] >= n,
                     f"{pushed} points of {batch_id} counted",

@@ -47,6 +47,7 @@ class WholeStack:
     url: str = ""
     records: list[logging.LogRecord] = field(default_factory=list)
     jobs: list[str] = field(default_factory=list)  # what tests made, for later calls
+    pushed: dict[str, int] = field(default_factory=dict)  # batch id -> points accepted
 
     def dead_letters(self) -> dict[str, int]:
         """Entries in every dead-letter stream of this stack's prefix, by stream."""
