@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -14,7 +15,8 @@ from contracts.runtime import migrations
 from contracts.runtime.db import create_pool
 from contracts.runtime.settings import Settings
 from tests.support.keys import API_KEYS
-from tests.support.processes import kill
+from tests.support.outages import OwnRedis
+from tests.support.processes import free_port, kill
 from tests.support.services import ServiceUrls, service_urls
 
 
@@ -46,6 +48,16 @@ def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
     yield started
     for proc in started:
         kill(proc)
+
+
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[OwnRedis]:
+    """A `redis-server` of the test's own on a free port (stopped at the end)."""
+    server = OwnRedis(free_port(), tmp_path)
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 @pytest.fixture

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-from collections.abc import AsyncIterator
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
@@ -22,43 +19,11 @@ from httpx import Response
 from contracts.runtime.settings import Settings
 from gateway.app import create_app
 from tests.support.gateway import serve
+from tests.support.outages import OwnRedis, with_port
+from tests.support.processes import free_port
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class OwnRedis:
-    """A throwaway `redis-server` on one port that the test stops and starts."""
-
-    def __init__(self, port: int, workdir: Path) -> None:
-        self.port = port
-        self.workdir = workdir
-        self.process: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
-            *("--save", "", "--appendonly", "no", "--daemonize", "no"),
-            *("--dir", str(self.workdir)),
-            stdout=asyncio.subprocess.DEVNULL,
-        )
-
-    async def stop(self) -> None:
-        if self.process and self.process.returncode is None:
-            self.process.terminate()
-            await self.process.wait()
-        self.process = None
 
 
 class Forwarder:
@@ -98,12 +63,6 @@ class Forwarder:
             dst.close()
 
 
-def with_port(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    netloc = f"{parts.netloc.rsplit('@', 1)[0]}@" if "@" in parts.netloc else ""
-    return urlunsplit(parts._replace(netloc=f"{netloc}127.0.0.1:{port}"))
-
-
 def gateway(settings: Settings) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
     return serve(create_app(settings))
 
@@ -128,15 +87,6 @@ def assert_down(response: Response, name: str, other: str) -> None:
     assert str(body["detail"]).startswith(f"{name}: ")
     assert body["checks"][name] != "ok"
     assert body["checks"][other] == "ok"
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[OwnRedis]:
-    server = OwnRedis(free_port(), tmp_path)
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def test_readyz_follows_redis_down_and_back(settings: Settings, own_redis: OwnRedis) -> None:

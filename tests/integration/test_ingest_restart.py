@@ -17,9 +17,9 @@ import redis.asyncio as aioredis
 from contracts import streams
 from contracts.runtime.settings import Settings
 from gateway.app import create_app as create_gateway
-from tests.support.batches import drained, entry_ms, free_port, recorded
+from tests.support.batches import drained, entry_ms, recorded
 from tests.support.gateway import serve
-from tests.support.processes import consumer_name, kill, start_module
+from tests.support.processes import consumer_name, free_port, kill, start_module
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration

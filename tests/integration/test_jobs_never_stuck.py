@@ -182,17 +182,23 @@ async def test_a_command_redis_lost_is_sent_again_and_the_job_completes(
     assert len(sent) == 1, "one gateway sends it again once, not once per sweep"
 
 
+async def scheduled_copy(w: MoverWorld, not_before: datetime) -> dict[str, Any]:
+    """A copy of companies 1 and 2 for `not_before`, once it shows `scheduled`."""
+    target = await w.new_list()
+    job = await w.move(
+        source=MY_LIST, target=target, mode="copy", selection=[1, 2],
+        not_before=not_before.isoformat(),
+    )  # fmt: skip
+    await wait_until(lambda: status_is(w, job["id"], "scheduled"), what="scheduled")
+    return job
+
+
 async def test_a_job_for_later_shows_scheduled_then_runs_when_due(
     settings: Settings, pool: asyncpg.Pool
 ) -> None:
     not_before = datetime.now(UTC) + timedelta(seconds=3)
     async with mover_world(settings, pool) as w:
-        target = await w.new_list()
-        job = await w.move(
-            source=MY_LIST, target=target, mode="copy", selection=[1, 2],
-            not_before=not_before.isoformat(),
-        )  # fmt: skip
-        await wait_until(lambda: status_is(w, job["id"], "scheduled"), what="scheduled")
+        job = await scheduled_copy(w, not_before)
         listed = (await w.client.get("/jobs", params={"status": "scheduled"})).json()
         stats = (await w.client.get("/jobs/stats")).json()
         done = await wait_until(lambda: status_is(w, job["id"], "completed"), what="done")
@@ -209,12 +215,7 @@ async def test_a_retried_job_whose_start_time_is_ahead_waits_for_it_again(
     attempt), and it runs only when its `not_before` comes."""
     not_before = datetime.now(UTC) + timedelta(seconds=4)
     async with mover_world(settings, pool) as w:
-        target = await w.new_list()
-        job = await w.move(
-            source=MY_LIST, target=target, mode="copy", selection=[1, 2],
-            not_before=not_before.isoformat(),
-        )  # fmt: skip
-        await wait_until(lambda: status_is(w, job["id"], "scheduled"), what="scheduled")
+        job = await scheduled_copy(w, not_before)
         assert (await w.client.post(f"/jobs/{job['id']}/cancel")).status_code == 202
         await wait_until(lambda: status_is(w, job["id"], "cancelled"), what="cancelled")
         assert (await w.client.post(f"/jobs/{job['id']}/retry")).status_code == 202

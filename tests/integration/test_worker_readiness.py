@@ -9,7 +9,6 @@ port nothing listens on.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -21,21 +20,12 @@ import redis.asyncio as aioredis
 from contracts import codec
 from contracts.messages import new_id
 from contracts.runtime.settings import Settings
-from tests.integration.test_gateway_readiness import OwnRedis, with_port
+from tests.support.outages import OwnRedis, with_port
 from tests.support.probe import PROBE, TABLES_DDL, Tally
 from tests.support.processes import free_port, start_module
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[OwnRedis]:
-    server = OwnRedis(free_port(), tmp_path)
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 def still_running(proc: subprocess.Popen[bytes], log: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
@@ -106,12 +105,6 @@ async def batch_stack(
         serve(gateway) as client,
     ):
         yield client, ingest, aggregator
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def drained(redis: aioredis.Redis, stream: str, group: str) -> bool:
