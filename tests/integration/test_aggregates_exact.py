@@ -24,13 +24,12 @@ from ingest.app import create_app as create_ingest
 from tests.support.batches import (
     aggregated,
     drained,
-    free_port,
     named,
     running,
     stored_equals_recomputed,
 )
 from tests.support.gateway import serve
-from tests.support.processes import consumer_name, kill, start_module
+from tests.support.processes import consumer_name, free_port, kill, start_module
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
