@@ -5,11 +5,16 @@ statement compares instead of overwriting: an event of a newer attempt starts th
 attempt; within an attempt the status only moves forward (contracts/jobs.py); counts
 only grow; `feed_from` only moves to a later jobs.events entry; `started_at` is set by
 the first running or completed event (a job cancelled or failed before it ran has none).
+
+Every event applied is also kept in `job_events` (the job's timeline), keyed by its
+jobs.events entry, with what the event itself says (its attempt, its status, its
+counts): nothing in it depends on the order events were applied in.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 import asyncpg
 import msgspec
@@ -67,7 +72,7 @@ UPDATE jobs j SET
                      THEN $10 ELSE j.feed_from END,
     updated_at = now()
 FROM step s WHERE j.id = s.id
-RETURNING j.kind, j.status, s.moves"""
+RETURNING j.kind, j.status, s.moves, s.attempt"""
 
 
 async def apply_event(
@@ -82,7 +87,8 @@ async def apply_event(
     entry_id: str | None = None,
 ) -> asyncpg.Record | None:
     """Apply one job event that says the job is `status` in `attempt` (0: its current one);
-    the row's kind, status and whether the status moved, or None if there is no row yet."""
+    the row's kind, status, whether the status moved and the event's attempt (0 read as
+    the row's current one), or None if there is no row yet."""
     c = counts
     return await conn.fetchrow(
         _APPLY, job_id, attempt, status, error, c.total, c.done, c.added, c.already_present,
@@ -98,3 +104,54 @@ async def applied_entry(*, conn: DbConnection, group: str, message_id: str) -> s
         group, message_id,
     )  # fmt: skip
     return entry
+
+
+async def applied_entries(
+    *, conn: DbConnection, group: str, message_ids: list[str]
+) -> dict[str, str]:
+    """`applied_entry` for many messages at once: message id -> entry id."""
+    rows = await conn.fetch(
+        """SELECT message_id, entry_id FROM applied_messages
+           WHERE consumer_group = $1 AND message_id = ANY($2::text[])""",
+        group, message_ids,
+    )  # fmt: skip
+    return {r["message_id"]: r["entry_id"] for r in rows}
+
+
+class TimelineEvent(NamedTuple):
+    """One applied event as the job's timeline (`job_events`) keeps it."""
+
+    job_id: str
+    entry_id: str
+    type_: str
+    attempt: int
+    at: datetime
+    status: str
+    counts: Counts | None
+    error: str | None = None
+
+
+_RECORD_EVENT = """
+INSERT INTO job_events (job_id, entry_ms, entry_seq, type, attempt, at, status, counts, error)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (job_id, entry_ms, entry_seq) DO NOTHING"""
+
+
+async def record_events(*, conn: DbConnection, events: list[TimelineEvent]) -> None:
+    """Keep applied events in their jobs' timelines (`job_events`), all in one pipelined
+    statement; an entry kept already is left as it is."""
+    await conn.executemany(_RECORD_EVENT, [_timeline_args(e) for e in events])
+
+
+def _timeline_args(e: TimelineEvent) -> tuple[object, ...]:
+    ms, seq = e.entry_id.split("-")
+    counts = msgspec.json.encode(e.counts).decode() if e.counts is not None else "{}"
+    return (e.job_id, int(ms), int(seq), e.type_, e.attempt, e.at, e.status, counts, e.error)
+
+
+async def count_by_kind_and_status(*, conn: DbConnection) -> list[asyncpg.Record]:
+    """(kind, status, jobs): how many jobs of each kind are in each status."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT kind, status, count(*) AS jobs FROM jobs GROUP BY kind, status"
+    )
+    return rows

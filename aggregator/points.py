@@ -10,11 +10,15 @@
   tests/support/batches.py `stored_equals_recomputed`).
   Lateness was decided by ingest from the point's arrival (contracts/minutes.py);
   late points never reach this handler.
+  Consumed in batches (aggregator/points_wiring.py): `handle_many` merges the points
+  of every message of a read in one statement, in one transaction.
 - `batches.events`: BatchStarted / BatchStopped fill `batch_runs` (in either
   order); MinuteClosed is this service's own announcement and changes nothing.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -51,6 +55,23 @@ class PointsAggregator:
         )
         self.aggregated.inc(len(message.points))
         self.latency.observe((utcnow() - message.received_at).total_seconds())
+
+    async def handle_many(self, messages: list[PointsRecorded], conn: DbConnection) -> None:
+        """The on-time points of every message, merged in one statement."""
+        batch_ids: list[str] = []
+        ts: list[datetime] = []
+        keys: list[float] = []
+        for message in messages:
+            batch_ids += [message.batch_id] * len(message.points)
+            ts += [p.ts for p in message.points]
+            keys += [p.key for p in message.points]
+        if keys:
+            await sql.add_points_many(conn=conn, batch_ids=batch_ids, ts=ts, keys=keys)
+        self.aggregated.inc(len(keys))
+        now = utcnow()
+        for message in messages:
+            if message.points:
+                self.latency.observe((now - message.received_at).total_seconds())
 
 
 async def project_batch_event(event: BatchEvent, conn: DbConnection) -> None:

@@ -13,9 +13,10 @@ import asyncpg
 
 from contracts.runtime.db import DbConnection
 
-# Partial aggregates of one message, merged into the stored ones. Rows are inserted
-# in minute order, so concurrent messages of one batch lock its minutes in the same
-# order (no deadlocks). Updating a closed minute reopens it, to be announced again;
+# Partial aggregates of the points of one message or of a whole read (any batches:
+# batch_ids[i], ts[i], keys[i]), merged into the stored ones. Rows are inserted in
+# (batch_id, minute) order, so concurrent reads lock the minutes they share in the
+# same order (no deadlocks). Updating a closed minute reopens it, to be announced again;
 # updating a minute set aside (close_error) gives it another try with its new aggregate.
 #
 # `sum` is numeric (exact); the gateway bounds every value to |key| <= 1e15
@@ -23,10 +24,11 @@ from contracts.runtime.db import DbConnection
 # stays below 1e34 in magnitude: far inside double precision, whatever the count.
 _ADD_POINTS = """
 INSERT INTO minute_aggregates AS a (batch_id, minute, count, sum, min, max)
-SELECT $1, date_trunc('minute', p.ts, 'UTC'), count(*), sum(p.key::numeric), min(p.key), max(p.key)
-FROM unnest($2::timestamptz[], $3::float8[]) AS p(ts, key)
-GROUP BY 2
-ORDER BY 2
+SELECT p.batch_id, date_trunc('minute', p.ts, 'UTC'), count(*), sum(p.key::numeric),
+       min(p.key), max(p.key)
+FROM unnest($1::text[], $2::timestamptz[], $3::float8[]) AS p(batch_id, ts, key)
+GROUP BY 1, 2
+ORDER BY 1, 2
 ON CONFLICT (batch_id, minute) DO UPDATE SET
     count = a.count + excluded.count,
     sum = a.sum + excluded.sum,
@@ -86,7 +88,18 @@ ON CONFLICT (run_id) DO UPDATE SET
 async def add_points(
     *, conn: DbConnection, batch_id: str, ts: Sequence[datetime], keys: Sequence[float]
 ) -> None:
-    await conn.execute(_ADD_POINTS, batch_id, ts, keys)
+    await conn.execute(_ADD_POINTS, [batch_id] * len(ts), ts, keys)
+
+
+async def add_points_many(
+    *,
+    conn: DbConnection,
+    batch_ids: Sequence[str],
+    ts: Sequence[datetime],
+    keys: Sequence[float],
+) -> None:
+    """Merge points of any batches (batch_ids[i], ts[i], keys[i]) in one statement."""
+    await conn.execute(_ADD_POINTS, batch_ids, ts, keys)
 
 
 async def close_due(*, conn: DbConnection, until: datetime, limit: int) -> list[asyncpg.Record]:

@@ -11,9 +11,11 @@ from aggregator.points import PointsAggregator, project_batch_event
 from contracts import streams
 from contracts.runtime.service import Service
 
-# Each PointsRecorded carries many points; a few in flight hide PostgreSQL's latency.
-POINTS_CONCURRENCY = 4
-POINTS_READ_COUNT = 20
+# Up to POINTS_MANY PointsRecorded read together are merged in one statement, in one
+# transaction; POINTS_CONCURRENCY such reads in flight hide PostgreSQL's latency (their
+# rows are locked in (batch_id, minute) order, so they do not deadlock).
+POINTS_CONCURRENCY = 2
+POINTS_MANY = 50
 
 
 def register_points(service: Service) -> None:
@@ -23,7 +25,8 @@ def register_points(service: Service) -> None:
         streams.AGGREGATOR,
         aggregator.handle,
         concurrency=POINTS_CONCURRENCY,
-        batch=POINTS_READ_COUNT,
+        many=POINTS_MANY,
+        handle_many=aggregator.handle_many,
     )
     service.delivery.consume(streams.BATCHES_EVENTS, streams.AGGREGATOR, project_batch_event)
     closer = MinuteCloser(service.settings, service.redis, service.pool, service.metrics.registry)

@@ -59,10 +59,14 @@ class Selection(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class MoveCompanies(Message, frozen=True, kw_only=True):
+    """A job over companies of the list `source`: copy or move them into `target`, remove
+    them from `source` (`remove`), or remove them all and then the list (`delete`, whose
+    last chunk deletes the list's row). `remove` and `delete` have no target."""
+
     job_id: str
     source: str
-    target: str
-    mode: Literal["copy", "move"]
+    target: str | None = None
+    mode: Literal["copy", "move", "remove", "delete"]
     selection: Selection
     priority: int = 3
     max_attempts: int = 3

@@ -15,20 +15,30 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
 from contracts.runtime.settings import Settings
 from gateway import stats
 from gateway.batches import routes as batches
 from gateway.catalog import routes as catalog
+from gateway.console import render as console_render
+from gateway.console import routes as console
 from gateway.feeds import routes as feeds
-from gateway.frontdoor import auth, health
+from gateway.frontdoor import auth, health, sessions
 from gateway.frontdoor.auth import Door, FrontDoor
 from gateway.frontdoor.keys import Keys
-from gateway.frontdoor.metrics import MetricsController, RegistryPrometheusConfig, new_registry
+from gateway.frontdoor.metrics import (
+    MetricsController,
+    RegistryPrometheusConfig,
+    count_unmatched,
+    new_registry,
+)
 from gateway.frontdoor.problems import document_problems, exception_handlers
-from gateway.jobs import moves, outbox
+from gateway.jobs import moves, outbox, removals
 from gateway.jobs import routes as jobs
+from gateway.operations import routes as operations
 from gateway.resources import dependencies, lifespan, running
 
 __all__ = ["create_app"]
@@ -64,14 +74,21 @@ def create_app(
             stats.get_stats,  # GET /stats (gateway/stats.py)
             catalog.router,  # /collections..., /companies (gateway/catalog/routes.py)
             moves.create_move,  # POST /moves (gateway/jobs/moves.py)
+            removals.create_removal,  # POST /removals (gateway/jobs/removals.py)
+            removals.delete_collection,  # DELETE /collections/{id} (the same)
             jobs.router,  # /jobs... (gateway/jobs/routes.py)
             feeds.all_events,  # GET /events (gateway/feeds/routes.py)
+            operations.router,  # /streams... (gateway/operations/routes.py)
             auth.create_ticket,  # POST /auth/tickets (gateway/frontdoor/auth.py)
+            sessions.sign_in,  # POST /console/session (gateway/frontdoor/sessions.py)
+            sessions.sign_out,  # POST /console/sign-out
+            console.router(),  # /console/... pages (gateway/console/)
+            *console_render.asset_routers(),  # /console/static/, /console/vendor/
             *extra_route_handlers,
         ],
         # resources first; the jobs outbox sweep (gateway/jobs/outbox.py) uses them
         lifespan=[lifespan(settings), running(lambda state: outbox.outbox(state, settings))],
-        state=State({"settings": settings, "metrics_registry": registry}),
+        state=State({"settings": settings, "metrics_registry": registry, "api_keys": keys}),
         dependencies=dependencies(),
         middleware=[
             prometheus.middleware,
@@ -79,7 +96,28 @@ def create_app(
         ],
         exception_handlers=exception_handlers(),
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="Conveyor", version=_version(), path="/schema"),
+        openapi_config=_openapi(),
+        template_config=console_render.template_config(),
     )
     document_problems(app)
+    count_unmatched(app, prometheus)  # 404/405 for paths and methods no route takes
     return app
+
+
+def _openapi() -> OpenAPIConfig:
+    """The API's description, open to anyone (the front door lets /schema through);
+    Swagger UI (from the npm registry, served by the gateway) at /schema/swagger, whose
+    "Authorize" takes an API key as a bearer token."""
+    vendor = "/console/vendor/swagger-ui"
+    swagger = SwaggerRenderPlugin(
+        js_url=f"{vendor}/swagger-ui-bundle.js", css_url=f"{vendor}/swagger-ui.css",
+        standalone_preset_js_url=f"{vendor}/swagger-ui-standalone-preset.js", path="/swagger",
+    )  # fmt: skip
+    bearer = SecurityScheme(
+        type="http", scheme="bearer", description="An API key: Authorization: Bearer <key>"
+    )
+    return OpenAPIConfig(
+        title="Conveyor", version=_version(), path="/schema", render_plugins=[swagger],
+        components=Components(security_schemes={"apiKey": bearer}),
+        security=[{"apiKey": []}],
+    )  # fmt: skip

@@ -41,7 +41,8 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
-from contracts.runtime.db import create_pool
+from contracts.runtime.db import create_pool, keep_session
+from contracts.runtime.redis_auth import redis_auth
 from contracts.runtime.settings import Settings
 from contracts.runtime.tasks import Background
 from gateway.feeds.fanout import Feeds
@@ -80,14 +81,21 @@ def new_redis(settings: Settings) -> Redis:
         # A read waiting longer than this fails; a blocking XREAD must BLOCK for less.
         socket_timeout=REDIS_READ_TIMEOUT_S,
         retry=retry,
+        **redis_auth(settings),  # REDIS_URL's user and its password file, if set
     )
     return Redis(connection_pool=pool)
 
 
 async def new_pool(settings: Settings) -> asyncpg.Pool:
-    """The shared pool factory in lazy mode (see the module docstring); no I/O."""
+    """The shared pool factory in lazy mode (see the module docstring); no I/O.
+
+    A connection goes back to the pool without asyncpg's reset query (a round trip on
+    every release): the gateway's statements leave no session state behind (no SET,
+    LISTEN, advisory lock or cursor outside a transaction); an open transaction is
+    still rolled back."""
     size = max(settings.db_pool_max, GATEWAY_POOL_MAX)
-    return await create_pool(msgspec.structs.replace(settings, db_pool_min=0, db_pool_max=size))
+    lazy = msgspec.structs.replace(settings, db_pool_min=0, db_pool_max=size)
+    return await create_pool(lazy, reset=keep_session)
 
 
 def lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:

@@ -4,7 +4,7 @@
 
 - `ingest.commands` (StartBatch, StopBatch) -> ingest/lifecycle.py
 - `ingest.points` (RecordPoints, pushed or generated) -> ingest/points.py: COPY into
-  `points`, then PointsRecorded on `points`
+  `points`, then PointsRecorded on `points`; many messages per transaction
 - the producers of running batches, one per batch across all ingest processes
   -> ingest/supervisor.py, ingest/producers.py
 """
@@ -22,9 +22,11 @@ from ingest.metrics import IngestMetrics
 from ingest.points import PointsRecorder
 from ingest.supervisor import Supervisor
 
-# Many points per message already; a few messages in flight hide PostgreSQL's latency.
-POINTS_CONCURRENCY = 4
-POINTS_READ_COUNT = 20
+# Up to POINTS_MANY messages read together are stored in one transaction (one COPY,
+# one idempotency insert, one XACK); POINTS_CONCURRENCY such reads in flight hide
+# PostgreSQL's latency.
+POINTS_CONCURRENCY = 2
+POINTS_MANY = 50
 
 
 def register(service: Service) -> None:
@@ -51,7 +53,9 @@ def register(service: Service) -> None:
         recorder.handle,
         after_commit=recorder.after_commit,
         concurrency=POINTS_CONCURRENCY,
-        batch=POINTS_READ_COUNT,
+        many=POINTS_MANY,
+        handle_many=recorder.handle_many,
+        after_commit_many=recorder.after_commit_many,
     )
     service.background(supervisor)  # stopped before the broker: leases released at once
 

@@ -1,4 +1,4 @@
-"""The mover service: planning and applying bulk copy/move jobs.
+"""The mover service: planning and applying bulk copy/move/remove/delete jobs.
 
 From a stream to its handler in one hop:
 

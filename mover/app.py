@@ -1,9 +1,10 @@
-"""The mover service: planning and applying bulk copy/move jobs.
+"""The mover service: planning and applying bulk copy/move/remove/delete jobs.
 
 `create_app(settings)` is its one composition root (see contracts/runtime/service.py).
 Where each stream is handled:
 
-- `mover.commands`: mover/commands.py (MoveCompanies, StartJob, CancelJob, RetryJob);
+- `mover.commands`: mover/commands.py (MoveCompanies, StartJob, CancelJob, RetryJob;
+  a job of one page is applied there at once: mover/short.py);
 - `mover.chunks` and `mover.express`: mover/chunks.py (ApplyChunk);
 - their dead letters: mover/dead_letters.py;
 - jobs with a start time: mover/schedule.py, in the background.
@@ -25,17 +26,26 @@ from mover.chunks import Chunks
 from mover.commands import Commands
 from mover.dead_letters import DeadLetters
 from mover.jobs import Jobs
+from mover.metrics import MoverMetrics
 from mover.schedule import Scheduler
+
+# Commands read together (up to this many, `mover_command_concurrency` reads in flight)
+# are applied in one transaction, in stream order (contracts/delivery: `many`); a small
+# job's rows go in that transaction too (mover/short.py).
+COMMANDS_MANY = 16
 
 
 def register(service: Service) -> None:
     s = service.settings
     jobs = Jobs(service)
-    commands, chunks, dead = Commands(jobs), Chunks(jobs), DeadLetters(jobs)
+    metrics = MoverMetrics(service.metrics.registry)
+    chunks = Chunks(jobs, metrics)
+    commands, dead = Commands(jobs, metrics), DeadLetters(jobs)
     consume = service.delivery.consume
     consume(
         streams.MOVER_COMMANDS, streams.MOVER, commands.handle, after_commit=commands.after,
-        on_dead_letter=dead.command,
+        after_commit_many=commands.after_many, on_dead_letter=dead.command,
+        concurrency=s.mover_command_concurrency, many=COMMANDS_MANY,
     )  # fmt: skip
     for spec, workers in (
         (streams.MOVER_CHUNKS, s.mover_concurrency),
@@ -47,7 +57,8 @@ def register(service: Service) -> None:
 
 
 def create_app(settings: Settings) -> tuple[AsgiFastStream, Service]:
-    # Every worker holds a connection while it applies a chunk.
-    needed = settings.mover_concurrency + settings.mover_express_concurrency + 4
+    # Every worker holds a connection while it applies a chunk or a command.
+    s = settings
+    needed = s.mover_concurrency + s.mover_express_concurrency + s.mover_command_concurrency + 4
     settings = msgspec.structs.replace(settings, db_pool_max=max(settings.db_pool_max, needed))
     return build_service("mover", settings, register)

@@ -26,7 +26,7 @@ from contracts.messages import (
 )
 from contracts.runtime.db import DbConnection
 from contracts.runtime.service import Service
-from mover import planning, sql
+from mover import planning, short_sql, sql
 
 
 def counts(job: asyncpg.Record) -> Counts:
@@ -79,14 +79,20 @@ class Jobs:
             pages_per_chunk=size,
         )  # fmt: skip
 
+    async def on_completion(self, conn: DbConnection, job: asyncpg.Record, by: str) -> None:
+        """What a job does when message `by` completes it, in that same transaction: a
+        `delete` job deletes its list (with any company added since it was planned)."""
+        if job["mode"] == "delete" and job["status"] == "completed" and job["finished_by"] == by:
+            await sql.drop_list(conn=conn, collection=str(job["source"]))
+
     # --- after the commit ------------------------------------------------------------
 
     async def publish_released(self, job: asyncpg.Record, by: str) -> None:
-        chunks = await sql.released_chunks(conn=self.pool(), job_id=job["job_id"], by=by)
-        for pages in chunks:
+        chunks = await short_sql.released_chunks(conn=self.pool(), job_id=job["job_id"], by=by)
+        for pages, attempt in chunks:
             chunk = ApplyChunk(
-                id=derived_id(job["job_id"], job["run"], pages[0], 1),
-                job_id=job["job_id"], run=job["run"], pages=pages,
+                id=derived_id(job["job_id"], job["run"], pages[0], attempt),
+                job_id=job["job_id"], run=job["run"], pages=pages, attempt=attempt,
             )  # fmt: skip
             await self.publish_chunk(job, chunk)
 
@@ -99,20 +105,8 @@ class Jobs:
         )
 
     async def finished(self, job: asyncpg.Record, by: str) -> None:
-        job_id, event_id, run = job["job_id"], derived_id(by, job["status"]), job["run"]
-        event: Message
-        if job["status"] == "completed":
-            event = JobCompleted(id=event_id, job_id=job_id, counts=counts(job), attempt=run)
-        elif job["status"] == "failed":
-            event = JobFailed(
-                id=event_id, job_id=job_id, error=job["error"] or "failed", attempt=job["run"],
-                counts=counts(job),
-            )  # fmt: skip
-        elif job["status"] == "cancelled":
-            event = JobCancelled(id=event_id, job_id=job_id, counts=counts(job), attempt=run)
-        else:
-            return
-        await self.event(event)
+        if (event := final_event(job, by)) is not None:
+            await self.event(event)
 
     async def progress_due(self, job_id: str) -> bool:
         """At most one progress event per job per interval (across mover processes)."""
@@ -122,3 +116,25 @@ class Jobs:
 
     async def event(self, event: Message) -> None:
         await codec.publish(self.redis, self.jobs_stream, event)
+
+    async def events(self, *events: Message) -> None:
+        """Several events in one round trip, in this order."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.xadd(self.jobs_stream, codec.entry_fields(event))  # type: ignore[arg-type]
+            await pipe.execute()
+
+
+def final_event(job: asyncpg.Record, by: str) -> Message | None:
+    """The event that says the job's end (None while it is not over), on behalf of `by`."""
+    job_id, event_id, run = job["job_id"], derived_id(by, job["status"]), job["run"]
+    if job["status"] == "completed":
+        return JobCompleted(id=event_id, job_id=job_id, counts=counts(job), attempt=run)
+    if job["status"] == "failed":
+        return JobFailed(
+            id=event_id, job_id=job_id, error=job["error"] or "failed", attempt=run,
+            counts=counts(job),
+        )  # fmt: skip
+    if job["status"] == "cancelled":
+        return JobCancelled(id=event_id, job_id=job_id, counts=counts(job), attempt=run)
+    return None

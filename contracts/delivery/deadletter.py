@@ -18,7 +18,7 @@ from collections.abc import Iterable
 import msgspec
 import redis.asyncio as aioredis
 
-from contracts.codec import DATA_FIELD, as_text
+from contracts.codec import DATA_FIELD, as_text, entry_key, is_entry_id
 from contracts.streams import DLQ_RETENTION_MS
 
 
@@ -68,23 +68,44 @@ async def dead_letter(
     return as_text(dlq_id)
 
 
-async def list_dead(redis: aioredis.Redis, stream: str, *, count: int = 100) -> list[DeadLetter]:
-    """The oldest `count` dead letters of `stream`."""
-    entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(
-        f"{stream}.dlq", count=count
-    )  # type: ignore[assignment]
+async def list_dead(
+    redis: aioredis.Redis, stream: str, *, count: int = 100, newest_first: bool = False
+) -> list[DeadLetter]:
+    """The oldest (or newest) `count` dead letters of `stream`."""
+    dlq = f"{stream}.dlq"
+    read = redis.xrevrange(dlq, count=count) if newest_first else redis.xrange(dlq, count=count)
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = await read  # type: ignore[assignment]
     return [_parse(entry_id, fields) for entry_id, fields in entries]
+
+
+async def find_dead(redis: aioredis.Redis, stream: str, ids: Iterable[str]) -> list[DeadLetter]:
+    """The dead letters of `stream` with these DLQ ids (`ms-seq`), oldest first; ids that
+    name none (or are no full entry id) are left out."""
+    # `ms` alone is no DLQ id: XRANGE would read it as every entry of that millisecond.
+    wanted = sorted({i for i in ids if is_entry_id(i) and "-" in i}, key=entry_key)
+    async with redis.pipeline(transaction=False) as pipe:
+        for dlq_id in wanted:
+            pipe.xrange(f"{stream}.dlq", min=dlq_id, max=dlq_id)
+        found: list[list[tuple[bytes, dict[bytes, bytes]]]] = await pipe.execute()
+    return [
+        _parse(entry_id, fields)
+        for dlq_id, entries in zip(wanted, found, strict=True)
+        for entry_id, fields in entries
+        if entry_id.decode() == dlq_id
+    ]
 
 
 async def replay(
     redis: aioredis.Redis, stream: str, *, ids: Iterable[str] | None = None, count: int = 1000
 ) -> list[str]:
-    """Append dead letters back to `stream` (all, or the given DLQ ids); return new entry ids."""
-    wanted = set(ids) if ids is not None else None
+    """Append dead letters back to `stream` (the oldest `count`, or the given DLQ ids);
+    return the new entry ids."""
+    if ids is None:
+        letters = await list_dead(redis, stream, count=count)
+    else:
+        letters = await find_dead(redis, stream, ids)
     replayed: list[str] = []
-    for letter in await list_dead(redis, stream, count=count):
-        if wanted is not None and letter.dlq_id not in wanted:
-            continue
+    for letter in letters:
         async with redis.pipeline(transaction=True) as pipe:
             pipe.xadd(stream, {DATA_FIELD: letter.data.encode(), b"replayed_from": letter.dlq_id})
             pipe.xdel(f"{stream}.dlq", letter.dlq_id)

@@ -1,5 +1,6 @@
-"""Stream upkeep each service runs for the streams it consumes: gauges, safe trimming,
-and removing the consumers that stopped processes left behind."""
+"""Stream upkeep each service runs for the streams it consumes: safe trimming, and
+removing the consumers that stopped processes left behind. (The streams' gauges are
+exported by one process for all: contracts/delivery/stream_gauges.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from contracts.codec import as_text, entry_key
-from contracts.delivery.metrics import DeliveryMetrics
 from contracts.streams import StreamSpec
 
 
@@ -41,24 +41,6 @@ async def trim(redis: aioredis.Redis, spec: StreamSpec, *, now_ms: int | None = 
     if minid is None:
         return 0
     return int(await redis.xtrim(spec.name, minid=minid, approximate=False))
-
-
-async def observe(
-    redis: aioredis.Redis, subscriptions: list[tuple[str, str]], metrics: DeliveryMetrics
-) -> None:
-    """Set length, pending and lag gauges for (stream, group) pairs and their dead letters."""
-    for stream in {s for s, _ in subscriptions}:
-        metrics.length.labels(stream).set(await redis.xlen(stream))
-        metrics.length.labels(f"{stream}.dlq").set(await redis.xlen(f"{stream}.dlq"))
-        groups = {as_text(g["name"]): g for g in await redis.xinfo_groups(stream)}
-        for s, group in subscriptions:
-            info = groups.get(group) if s == stream else None
-            if info is None:
-                continue
-            metrics.pending.labels(stream, group).set(info["pending"])
-            lag = info.get("lag")
-            if lag is not None:
-                metrics.lag.labels(stream, group).set(lag)
 
 
 # Atomically, so that no entry is read by a consumer between the check and the delete

@@ -1,10 +1,27 @@
-"""What every consumer reports, on the service's own registry."""
+"""What every consumer reports about its own work, on the service's own registry.
+
+Per stream and group (labels `stream`, `group`), in every worker process (summed over
+the processes in queries):
+
+- `conveyor_messages_consumed_total`: entries taken, fresh or claimed;
+- `conveyor_messages_total{outcome}`: how each ended: `applied`, `duplicate` (both
+  acknowledged), `failed` (left pending for a retry), `dead_lettered`;
+- `conveyor_messages_acked_total`: entries acknowledged (applied, duplicate, or moved
+  to the dead-letter stream);
+- `conveyor_message_duration_seconds`: handling time, taking an entry to its ack;
+- `conveyor_reclaimed_total`, `conveyor_dead_letters_total`.
+
+What the streams hold (length, lag, pending, oldest pending age, dead letters) is the
+same for every process, so one process exports it: contracts/delivery/stream_gauges.py.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+OUTCOMES = ("applied", "duplicate", "failed", "dead_lettered")
 
 
 @dataclass
@@ -13,42 +30,49 @@ class DeliveryMetrics:
 
     def __post_init__(self) -> None:
         r = self.registry
+        labels = ["stream", "group"]
+        self.consumed = Counter(
+            "conveyor_messages_consumed",
+            "Stream entries taken by this process (fresh, or claimed from another consumer).",
+            labels,
+            registry=r,
+        )
         self.messages = Counter(
-            "conveyor_messages_total",
+            "conveyor_messages",
             "Stream entries handled, by outcome (applied, duplicate, failed, dead_lettered).",
-            ["stream", "group", "outcome"],
+            [*labels, "outcome"],
+            registry=r,
+        )
+        self.acked = Counter(
+            "conveyor_messages_acked",
+            "Stream entries acknowledged (applied, duplicate, or dead-lettered).",
+            labels,
             registry=r,
         )
         self.duration = Histogram(
             "conveyor_message_duration_seconds",
             "Time from taking an entry to acknowledging it (or giving up on this delivery).",
-            ["stream", "group"],
+            labels,
             registry=r,
         )
         self.reclaimed = Counter(
-            "conveyor_reclaimed_total",
+            "conveyor_reclaimed",
             "Entries claimed from another consumer after they sat idle.",
-            ["stream", "group"],
+            labels,
             registry=r,
         )
         self.dead_letters = Counter(
-            "conveyor_dead_letters_total",
+            "conveyor_dead_letters",
             "Entries moved to the dead-letter stream.",
-            ["stream", "group"],
+            labels,
             registry=r,
         )
-        self.length = Gauge(
-            "conveyor_stream_length", "Entries in the stream (XLEN).", ["stream"], registry=r
-        )
-        self.pending = Gauge(
-            "conveyor_stream_pending",
-            "Entries delivered to the group and not yet acknowledged.",
-            ["stream", "group"],
-            registry=r,
-        )
-        self.lag = Gauge(
-            "conveyor_stream_lag",
-            "Entries in the stream not yet delivered to the group (XINFO GROUPS lag).",
-            ["stream", "group"],
-            registry=r,
-        )
+
+    def subscribe(self, stream: str, group: str) -> None:
+        """Show every counter of (stream, group) at 0 from the start: an `increase()`
+        cannot see the first increment of a series that only appears with it."""
+        for counter in (self.consumed, self.acked, self.reclaimed, self.dead_letters):
+            counter.labels(stream, group)
+        for outcome in OUTCOMES:
+            self.messages.labels(stream, group, outcome)
+        self.duration.labels(stream, group)

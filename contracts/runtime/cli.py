@@ -33,6 +33,7 @@ import asyncpg
 import httpx
 from redis.exceptions import RedisError
 
+from contracts.runtime.secret_files import SecretFileError
 from contracts.runtime.settings import Settings
 
 GROUP = "conveyor.commands"
@@ -90,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return asyncio.run(run(args, settings))
+    except SecretFileError as exc:  # a secret file to fix (CONVEYOR_*_FILE)
+        print(f"conveyor {args.command}: {exc}", file=sys.stderr)
+        return 2
     except UNREACHABLE as exc:
         where = settings.redacted()
         print(f"conveyor {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -19,9 +20,14 @@ import redis.asyncio as aioredis
 
 from contracts import streams
 from contracts.delivery import list_dead, replay
+from contracts.delivery.deadletter import find_dead
+from contracts.delivery.overview import GroupOverview, overview
 from contracts.runtime import migrations
 from contracts.runtime.cli import Command, whole_number
+from contracts.runtime.db import database_password
+from contracts.runtime.redis_auth import redis_auth, redis_password
 from contracts.runtime.settings import Settings
+from contracts.streams import DAY_MS, HOUR_MS, MINUTE_MS
 
 STREAM_NAMES = tuple(spec.name for spec in streams.ALL)
 REPLAY_AT_MOST = 1000
@@ -33,8 +39,14 @@ HOW_TO_START = {
 }
 
 
-async def _redis_ok(url: str) -> str | None:
-    client = aioredis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+def _redis(settings: Settings) -> aioredis.Redis:
+    """A client as REDIS_URL's user (its password from `redis_password_file`, if set)."""
+    return aioredis.from_url(settings.redis_url, **redis_auth(settings))
+
+
+async def _redis_ok(url: str, password: str | None = None) -> str | None:
+    auth = {} if password is None else {"password": password}
+    client = aioredis.from_url(url, socket_connect_timeout=1, socket_timeout=1, **auth)
     try:
         await client.ping()
         return None
@@ -44,9 +56,9 @@ async def _redis_ok(url: str) -> str | None:
         await client.aclose()
 
 
-async def _postgres_ok(url: str) -> str | None:
+async def _postgres_ok(url: str, password: str | None = None) -> str | None:
     try:
-        conn = await asyncpg.connect(url, timeout=2)
+        conn = await asyncpg.connect(url, password=password, timeout=2)
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     await conn.close()
@@ -55,9 +67,11 @@ async def _postgres_ok(url: str) -> str | None:
 
 async def cmd_wait(args: argparse.Namespace, settings: Settings) -> int:
     deadline = time.monotonic() + args.timeout
-    checks = {
-        "redis": (settings.redis_url, _redis_ok),
-        "postgres": (settings.database_url, _postgres_ok),
+    password = database_password(settings)
+    redis_secret = redis_password(settings)
+    checks: dict[str, tuple[str, Callable[[str], Awaitable[str | None]]]] = {
+        "redis": (settings.redis_url, lambda url: _redis_ok(url, redis_secret)),
+        "postgres": (settings.database_url, lambda url: _postgres_ok(url, password)),
     }
     while True:
         problems = {
@@ -79,7 +93,7 @@ async def cmd_wait(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.database_url, password=database_password(settings))
     try:
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{settings.db_schema}"')
         await conn.execute(f'SET search_path TO "{settings.db_schema}"')
@@ -93,25 +107,59 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_streams(args: argparse.Namespace, settings: Settings) -> int:
-    redis = aioredis.from_url(settings.redis_url, decode_responses=True)
+    redis = _redis(settings)
     try:
-        for spec in streams.ALL:
-            name = spec.prefixed(settings.stream_prefix).name
-            length = await redis.xlen(name)
-            dead = await redis.xlen(f"{name}.dlq")
-            print(
-                f"{name}: {length} entries, {dead} dead letters (retention {spec.retention_ms} ms)"
-            )
-            if length or await redis.exists(name):
-                for g in await redis.xinfo_groups(name):
-                    print(f"  group {g['name']}: pending {g['pending']}, lag {g.get('lag')}")
+        found = await overview(redis, settings.stream_prefix)
     finally:
         await redis.aclose()
+    if args.json:
+        sys.stdout.write(msgspec.json.encode(found).decode() + "\n")
+        return 0
+    rows = [_STREAMS_HEADER]
+    for s in found:  # one row per group; a stream without groups has one row of its own
+        stream = [s.key, str(s.length), str(s.dead_letters), _duration(s.retention_ms)]
+        rows += [stream + _group_cells(g) for g in s.groups] or [stream + ["-"] * 5]
+    _print_table(rows, left=(0, 4))
     return 0
 
 
+def _print_table(rows: list[list[str]], *, left: tuple[int, ...]) -> None:
+    """Columns as wide as their widest cell; numbers right-aligned, `left` ones left."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [
+            c.ljust(w) if i in left else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
+
+
+_STREAMS_HEADER = ["STREAM", "LENGTH", "DEAD", "RETENTION", "GROUP", "CONSUMERS", "PENDING"]
+_STREAMS_HEADER += ["LAG", "OLDEST PENDING"]
+
+
+def _group_cells(g: GroupOverview) -> list[str]:
+    lag = "?" if g.lag is None else str(g.lag)
+    oldest = "-" if g.oldest_pending_ms is None else _duration(g.oldest_pending_ms)
+    return [g.name, str(g.consumers), str(g.pending), lag, oldest]
+
+
+def _duration(ms: int) -> str:
+    """`850ms`, `12.3s`, `4m05s`, `2h03m`, `1d`, `3d02h`: short enough for a table cell."""
+    if ms < 1000:
+        return f"{ms}ms"
+    if ms < MINUTE_MS:
+        return f"{ms / 1000:.1f}s"
+    unit, size, sub, sub_size = next(u for u in _UNITS if ms >= u[1])
+    whole, rest = divmod(ms, size)
+    return f"{whole}{unit}{rest // sub_size:02d}{sub}" if rest >= sub_size else f"{whole}{unit}"
+
+
+_UNITS = (("d", DAY_MS, "h", HOUR_MS), ("h", HOUR_MS, "m", MINUTE_MS), ("m", MINUTE_MS, "s", 1000))
+
+
 async def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
-    redis = aioredis.from_url(settings.redis_url)
+    redis = _redis(settings)
     try:
         letters = await list_dead(redis, settings.stream_prefix + args.stream, count=args.count)
     finally:
@@ -130,10 +178,10 @@ async def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
     stream = settings.stream_prefix + args.stream
-    redis = aioredis.from_url(settings.redis_url)
+    redis = _redis(settings)
     try:
         if args.id:
-            known = {d.dlq_id for d in await list_dead(redis, stream, count=REPLAY_AT_MOST)}
+            known = {d.dlq_id for d in await find_dead(redis, stream, args.id)}
             if missing := [i for i in args.id if i not in known]:
                 listed = f"`conveyor dlq list {args.stream}` lists them"
                 print(
@@ -163,6 +211,12 @@ def _no_arguments(parser: argparse.ArgumentParser) -> None:
     pass
 
 
+def _streams_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json", action="store_true", help="the overview as JSON (as GET /streams)"
+    )
+
+
 def _dlq_arguments(parser: argparse.ArgumentParser) -> None:
     dlq = parser.add_subparsers(dest="dlq", required=True)
     ls = dlq.add_parser("list", help="list the dead letters of a stream")
@@ -181,5 +235,7 @@ async def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
 
 WAIT = Command("wait for Redis and PostgreSQL", _wait_arguments, cmd_wait)
 MIGRATE = Command("apply the SQL migrations", _no_arguments, cmd_migrate)
-STREAMS = Command("streams, groups, pending, lag", _no_arguments, cmd_streams)
+STREAMS = Command(
+    "streams, groups, pending, lag, oldest pending age", _streams_arguments, cmd_streams
+)
 DLQ = Command("dead letters", _dlq_arguments, cmd_dlq)

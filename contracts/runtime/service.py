@@ -3,7 +3,9 @@
 `build_service(name, settings, register)` makes the broker, the Redis client,
 the metrics registry and the delivery rules, lets the service `register` its
 subscriptions, and returns a FastStream ASGI app serving `/healthz`, `/readyz`
-and `/metrics`. Nothing connects until the app starts.
+and `/metrics`. Nothing connects until the app starts. Every worker also takes
+part in exporting the streams' gauges, which one of them at a time does
+(contracts/delivery/stream_gauges.py).
 
 A worker starts whether or not its stores are up. FastStream answers the ASGI
 lifespan before it starts the broker, and the broker's `start` here is
@@ -32,9 +34,11 @@ from redis.exceptions import RedisError
 
 from contracts.delivery import Delivery, DeliveryMetrics
 from contracts.delivery.idempotency import forget_applied_before
-from contracts.delivery.maintenance import observe, remove_idle_consumers, trim
-from contracts.runtime.db import create_pool
+from contracts.delivery.maintenance import remove_idle_consumers, trim
+from contracts.delivery.stream_gauges import stream_exporter
+from contracts.runtime.db import create_pool, keep_session
 from contracts.runtime.readiness import OK, health_routes, probe
+from contracts.runtime.redis_auth import broker_security, redis_auth
 from contracts.runtime.settings import Settings
 from contracts.runtime.tasks import Background, cancel_and_wait, every
 
@@ -104,7 +108,8 @@ class Service:
         log.info("%s: connected to PostgreSQL and Redis; consuming", self.name)
 
     async def _open_pool(self) -> None:
-        self._pool = await create_pool(self.settings)
+        # The workers' SQL leaves no session state (keep_session): no reset query per release.
+        self._pool = await create_pool(self.settings, reset=keep_session)
 
     async def _start_subscribers(self) -> None:
         try:
@@ -174,9 +179,8 @@ class Service:
         return sorted({(s.stream, s.group) for s in self.delivery.subscriptions})
 
     async def upkeep(self) -> None:
-        """One round of the periodic upkeep (gauges, trimming, stale consumers)."""
+        """One round of the periodic upkeep (trimming, stale consumers)."""
         pairs = self._pairs()
-        await observe(self.redis, pairs, self.metrics)
         for spec in {s.stream: s.spec for s in self.delivery.subscriptions}.values():
             await trim(self.redis, spec)
         bound = STALE_CONSUMER_CLAIMS * self.settings.claim_idle_ms
@@ -205,6 +209,7 @@ def build_service(
 ) -> tuple[AsgiFastStream, Service]:
     broker = WorkerBroker(
         settings.redis_url,
+        security=broker_security(settings),  # REDIS_URL's user and its password file, if set
         graceful_timeout=settings.shutdown_grace_s,
         # A plain logger: its records go through the root handler (contracts/runtime/logs.py),
         # not through the coloured handler FastStream would attach to its own.
@@ -215,10 +220,18 @@ def build_service(
         name=name,
         settings=settings,
         broker=broker,
-        redis=aioredis.from_url(settings.redis_url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S),
+        redis=aioredis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+            **redis_auth(settings),  # REDIS_URL's user and its password file, if set
+        ),
         metrics=DeliveryMetrics(),
     )
     register(service)
+    # The streams' gauges, exported by one worker process of any service at a time.
+    streams = stream_exporter(service.redis, settings, owner=f"{name}:{settings.consumer_name}")
+    service.metrics.registry.register(streams)
+    service.background(streams)
     app = AsgiFastStream(
         broker,
         asgi_routes=[

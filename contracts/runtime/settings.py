@@ -70,8 +70,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # --- every service: where the stores are, and names -------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # A file holding the password of REDIS_URL's user (`redis://gateway@redis:6379/0`; a
+    # secret as a file, trailing newlines dropped). Empty: no AUTH, or the URL's own.
+    redis_password_file: str = ""
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     db_schema: str = "public"  # PostgreSQL schema (tests use a fresh one each)
+    # A file holding the password of DATABASE_URL's user (a secret as a file; a trailing
+    # newline is dropped). Empty: the URL's password, or none (local trust auth).
+    database_password_file: str = ""
     stream_prefix: str = ""  # prefix on every stream name (tests use a random one each)
     consumer_name: str = msgspec.field(default_factory=default_consumer_name)
     db_pool_min: int = 1
@@ -97,6 +103,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_burst: int = 100
     sse_connections_per_key: int = 50
     sse_ticket_ttl_s: int = 30
+    # How long a console session (an API key exchanged for a cookie) lasts.
+    console_session_ttl_s: int = 28_800
     max_body_bytes: int = 1_048_576
     max_ids_per_request: int = 10_000
     max_points_per_request: int = 10_000
@@ -112,19 +120,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     batch_lease_ms: int = 3_000
 
     # --- mover --------------------------------------------------------------------------
-    # Workers per process on the bulk and express lanes; chunks in flight per job at
-    # priority 5 (scaled down for lower priorities); rows per page; how long one chunk
-    # should take (chunks are sized from the measured cost of a row) and its most pages;
+    # Workers per process on the bulk and express lanes (each holds a connection while
+    # it applies a chunk: on a database that sleeps per inserted row, the workers of all
+    # movers are the inserts in flight); chunks in flight per job at priority 5 (scaled
+    # down for lower priorities; more than all movers' workers, so that a worker that
+    # frees up finds a chunk waiting); rows per page (fewer for a large job, see
+    # mover/planning.py); how long one chunk should take (chunks are sized from the
+    # measured cost of a row) and its most pages;
     # jobs up to `mover_express_rows` rows (or priority >= 4) use the express lane; at
     # most one progress event per job per interval.
     mover_concurrency: int = 24
     mover_express_concurrency: int = 4
-    mover_window: int = 80
+    mover_window: int = 160
     mover_page_size: int = 20
     mover_chunk_target_s: float = 0.5
     mover_max_pages_per_chunk: int = 250
     mover_express_rows: int = 1_000
     mover_progress_interval_ms: int = 100
+    # Commands (MoveCompanies, StartJob, CancelJob, RetryJob) handled at once per process.
+    mover_command_concurrency: int = 8
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -13,9 +13,10 @@ and `batches.events` (BatchStarted, BatchStopped, MinuteClosed). Events:
 
 An event's id is a cursor, as on `GET /events` (gateway/feeds/sse.py):
 `batches:<batches.events entry id>,points:<points entry id>`, where the client is
-in each stream. `Last-Event-ID` resumes both exactly; without it the feed starts
-at both streams' current ends (read before subscribing, so nothing that arrives
-meanwhile is lost).
+in each stream. `Last-Event-ID` (or `?after=<cursor>`, for a browser's EventSource,
+which cannot set the header on a new connection) resumes both exactly; without it
+the feed starts at both streams' current ends (read before subscribing, so nothing
+that arrives meanwhile is lost).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from contracts.runtime.batch_registry import BatchRegistry
 from gateway.batches.views import one_batch
 from gateway.feeds.fanout import FeedEvent, Feeds
 from gateway.feeds.sse import Render, decode_cursor, merge, prepend, sse, with_cursor
+from gateway.frontdoor.fields import NO_NUL
 from gateway.frontdoor.problems import ProblemError
 
 __all__ = ["batch_events"]
@@ -100,21 +102,24 @@ def _renderer(rate: float) -> Render:
     return render
 
 
-def _resume_from(header: str | None) -> dict[str, str] | None:
-    """The positions of a `Last-Event-ID`; None without one; 400 if it is not ours."""
-    if not header:
+def _resume_from(given: str | None) -> dict[str, str] | None:
+    """The positions of a `Last-Event-ID` or `after`; None without one; 400 if not ours."""
+    if not given:
         return None
-    cursor = decode_cursor(header, list(TOPICS))
+    cursor = decode_cursor(given, list(TOPICS))
     if cursor is None:
         raise ProblemError(
             HTTPStatus.BAD_REQUEST,
-            f"Last-Event-ID {header[:100]!r} is not an event id of this feed "
+            f"Last-Event-ID (or after) {given[:100]!r} is not an event id of this feed "
             "(batches:<entry id>,points:<entry id>)",
         )
     return cursor
 
 
-@get("/batches/{batch_id:str}/events", summary="Follow a batch: live points, minutes (SSE)")
+@get(
+    "/batches/{batch_id:str}/events",
+    summary="Follow a batch: live points, minutes (SSE); resumable with Last-Event-ID or after",
+)
 async def batch_events(
     batch_id: FromPath[str],
     request: Request[Any, Any, Any],
@@ -124,9 +129,10 @@ async def batch_events(
     points_per_s: Annotated[
         float, QueryParameter(ge=0, le=MAX_POINTS_PER_S)
     ] = DEFAULT_POINTS_PER_S,
+    after: Annotated[str | None, QueryParameter(max_length=200, pattern=NO_NUL)] = None,
 ) -> ServerSentEvent:
     view = await one_batch(pool, batches, batch_id)  # 404 for an unknown batch
-    cursor = _resume_from(request.headers.get("last-event-id"))
+    cursor = _resume_from(request.headers.get("last-event-id") or after)
     if cursor is None:
         cursor = {topic: await feeds.get(spec).end() for topic, spec in TOPICS.items()}
 

@@ -42,6 +42,9 @@ async def seed(
 ) -> dict[str, int]:
     check_sizes(companies=companies, my_list=my_list, liked=liked, ignore=ignore)
     async with conn.transaction():
+        # Demo data is loaded at full speed even while the database is slow
+        # (`conveyor slowdb on`): the throttle is off for this transaction only.
+        throttled = await sql.pause_throttle(conn=conn)
         await sql.add_companies(conn=conn, count=companies, names=WORDS)
         lists = [
             (MY_LIST, "My List", 1, my_list),
@@ -54,6 +57,9 @@ async def seed(
                 conn=conn, collection_id=list_id, first=first, last=first + size - 1,
                 companies=companies,
             )  # fmt: skip
+        if throttled:
+            await sql.resume_throttle(conn=conn)
+    await sql.analyze_catalog(conn=conn)
     return await sql.collection_sizes(conn=conn)
 
 

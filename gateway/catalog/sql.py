@@ -44,6 +44,19 @@ async def create_collection(*, conn: Executor, name: str) -> asyncpg.Record | No
     )
 
 
+async def rename_collection(
+    *, conn: Executor, collection_id: uuid.UUID, name: str
+) -> asyncpg.Record | None:
+    """The collection renamed, or None if it does not exist. Raises
+    asyncpg.UniqueViolationError if another list has that name (as `named` finds it)."""
+    return await conn.fetchrow(
+        """UPDATE collections c SET name = $2 WHERE c.id = $1
+           RETURNING c.id, c.name, c.created_at,
+               (SELECT count(*) FROM memberships m WHERE m.collection_id = c.id) AS companies""",
+        collection_id, name,
+    )  # fmt: skip
+
+
 async def named(*, conn: Executor, name: str) -> asyncpg.Record | None:
     """The collection whose name is `name`, case and surrounding spaces aside."""
     return await conn.fetchrow(
@@ -55,45 +68,44 @@ def _pattern(q: str | None) -> str | None:
     return like_pattern(q.lower()) if q else None
 
 
-async def missing_for_move(
-    *, conn: Executor, collections: list[uuid.UUID], companies: list[int]
-) -> tuple[list[uuid.UUID], list[int]]:
-    """In one round trip: which of `collections` and of `companies` do not exist."""
-    row = await conn.fetchrow(
-        """SELECT
-             ARRAY(SELECT x FROM unnest($1::uuid[]) x
-                   WHERE NOT EXISTS (SELECT 1 FROM collections c WHERE c.id = x)) AS lists,
-             ARRAY(SELECT w FROM unnest($2::bigint[]) w
-                   WHERE NOT EXISTS (SELECT 1 FROM companies c WHERE c.id = w) ORDER BY w)
-               AS companies""",
-        collections, companies,
-    )  # fmt: skip
-    assert row is not None
-    return list(row["lists"]), list(row["companies"])
-
-
 async def members(
     *, conn: Executor, collection_id: uuid.UUID, q: str | None, offset: int, limit: int
 ) -> tuple[list[asyncpg.Record], int]:
-    """A page of the collection's companies in company id order, and how many match."""
-    where = "m.collection_id = $1 AND ($2::text IS NULL OR lower(c.name) LIKE $2 ESCAPE '\\')"
+    """A page of the collection's companies in company id order, and how many match.
+
+    Without a search the page is cut from the memberships alone (their key is in
+    company id order) before the 50 names are joined, so a page deep in a 50,000-company
+    list reads the index up to it and 50 companies, not 50,000 joined rows; the total
+    is an index count. With a search every member's name is read once, and the total
+    comes with the page (a window count), not from a second scan.
+    """
     pattern = _pattern(q)
+    if pattern is None:
+        rows = await conn.fetch(
+            """SELECT c.id, c.name, p.added_at
+               FROM (SELECT company_id, added_at FROM memberships WHERE collection_id = $1
+                     ORDER BY company_id OFFSET $2 LIMIT $3) p
+               JOIN companies c ON c.id = p.company_id
+               ORDER BY p.company_id""",
+            collection_id, offset, limit,
+        )  # fmt: skip
+        total = await conn.fetchval(
+            "SELECT count(*) FROM memberships WHERE collection_id = $1", collection_id
+        )
+        return rows, int(total)
+    where = "m.collection_id = $1 AND lower(c.name) LIKE $2 ESCAPE '\\'"
     rows = await conn.fetch(
-        f"""SELECT c.id, c.name, m.added_at FROM memberships m
-            JOIN companies c ON c.id = m.company_id
+        f"""SELECT c.id, c.name, m.added_at, count(*) OVER () AS matching
+            FROM memberships m JOIN companies c ON c.id = m.company_id
             WHERE {where} ORDER BY m.company_id OFFSET $3 LIMIT $4""",
         collection_id, pattern, offset, limit,
     )  # fmt: skip
-    if pattern is None:
-        total = await conn.fetchval(
-            "SELECT count(*) FROM memberships m WHERE m.collection_id = $1", collection_id
-        )
-    else:
-        total = await conn.fetchval(
-            f"""SELECT count(*) FROM memberships m JOIN companies c ON c.id = m.company_id
-                WHERE {where}""",
-            collection_id, pattern,
-        )  # fmt: skip
+    if rows:
+        return rows, int(rows[0]["matching"])
+    total = await conn.fetchval(  # past the last page: the total alone
+        f"SELECT count(*) FROM memberships m JOIN companies c ON c.id = m.company_id WHERE {where}",
+        collection_id, pattern,
+    )  # fmt: skip
     return rows, int(total)
 
 
@@ -111,6 +123,11 @@ async def companies(
 
 
 # --- demo data and the slow-database switch (catalog/demo.py)  ----------------------------
+
+
+async def analyze_catalog(*, conn: DbConnection) -> None:
+    """Fresh statistics after a bulk load, so the planner knows a list's size."""
+    await conn.execute("ANALYZE companies, collections, memberships")
 
 
 async def add_companies(*, conn: DbConnection, count: int, names: list[str]) -> None:
@@ -153,6 +170,23 @@ async def collection_sizes(*, conn: DbConnection) -> dict[str, int]:
 
 async def drop_throttle(*, conn: DbConnection) -> None:
     await conn.execute("DROP TRIGGER IF EXISTS memberships_throttle ON memberships")
+
+
+async def pause_throttle(*, conn: DbConnection) -> bool:
+    """Disable the throttle trigger, if there is one (undone at the end of the caller's
+    transaction if it does not call `resume_throttle`); whether there was one."""
+    exists = await conn.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM pg_trigger
+                          WHERE tgname = 'memberships_throttle'
+                            AND tgrelid = 'memberships'::regclass)"""
+    )
+    if exists:
+        await conn.execute("ALTER TABLE memberships DISABLE TRIGGER memberships_throttle")
+    return bool(exists)
+
+
+async def resume_throttle(*, conn: DbConnection) -> None:
+    await conn.execute("ALTER TABLE memberships ENABLE TRIGGER memberships_throttle")
 
 
 async def add_throttle(*, conn: DbConnection, delay_ms: int) -> None:

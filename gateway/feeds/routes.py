@@ -18,6 +18,7 @@ topic, a cursor that is not one) is 400.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -32,7 +33,8 @@ from contracts.runtime.batch_registry import BatchRegistry
 from gateway.batches.deps import batches_of
 from gateway.batches.views import one_batch
 from gateway.feeds.fanout import Feeds
-from gateway.feeds.sse import decode_cursor, merge, sse, with_cursor
+from gateway.feeds.sse import decode_cursor
+from gateway.feeds.stream import follow
 from gateway.frontdoor.fields import NO_NUL
 from gateway.frontdoor.problems import ProblemError
 from gateway.jobs import sql as jobs_sql
@@ -69,22 +71,38 @@ async def all_events(
 ) -> ServerSentEvent:
     chosen = _topics(topics)
     await _existing(pool, batches, job_id, batch_id)
-    given = request.headers.get("last-event-id") or after
+    given = _last_event_id(request) or after
     cursor = decode_cursor(given, chosen)
     if given and cursor is None:
         raise ProblemError(HTTPStatus.BAD_REQUEST, f"cannot resume from {given!r}: not a cursor "
                            f"of topics {chosen} (topic:entry-id,...)")  # fmt: skip
     if cursor is None:
         cursor = {t: await feeds.get(TOPICS[t]).end() for t in chosen}
+    specs = {t: TOPICS[t] for t in chosen}
+    return await follow(feeds, specs, match=Only(job_id, batch_id), cursor=cursor)
 
-    def wanted(message: object) -> bool:
-        return (job_id is None or getattr(message, "job_id", None) == job_id) and (
-            batch_id is None or getattr(message, "batch_id", None) == batch_id
+
+@dataclass(frozen=True)
+class Only:
+    """The events of one job and/or one batch (None: any). Equal filters are one group
+    in the feed, so it is called once per event for all the clients that use it."""
+
+    job_id: str | None = None
+    batch_id: str | None = None
+
+    def __call__(self, message: object) -> bool:
+        return (self.job_id is None or getattr(message, "job_id", None) == self.job_id) and (
+            self.batch_id is None or getattr(message, "batch_id", None) == self.batch_id
         )
 
-    specs = {t: TOPICS[t] for t in chosen}
-    subscriptions = await feeds.subscribe_all(specs, match=wanted, after=cursor)
-    return sse(with_cursor(merge(subscriptions), cursor), releasing=subscriptions.values())
+
+def _last_event_id(request: Request[Any, Any, Any]) -> str | None:
+    """The header, read from the raw scope: `request.headers` would build (and keep, for
+    as long as the stream is open) a parsed copy of every header."""
+    for name, value in request.scope["headers"]:
+        if name == b"last-event-id":
+            return bytes(value).decode("latin-1")
+    return None
 
 
 async def _existing(

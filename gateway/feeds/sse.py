@@ -6,9 +6,11 @@
   `with_cursor` gives each merged event the cursor of everything sent so far (every
   feed over several streams uses it: /events, /batches/{id}/events);
 - `prepend` puts a first event (a `snapshot`) before a subscription's events;
-- `sse` turns a subscription into the response: each event is encoded once and the
-  bytes are shared by every client that gets it; `overflow` / `closed` end the
-  stream with a `retry:` hint; `until=` ends it after a given event (a job's last).
+- `sse` turns a subscription into the response (gateway/feeds/stream.py, pumped
+  into the response's outbox): each event is encoded once (`FeedEvent.frame`);
+  `overflow` / `closed` end the stream with a `retry:` hint; `until=` ends it after
+  a given event (a job's last). `GET /events` does not go through here: it uses
+  `stream.follow`, which has no iterator per client at all.
 
 Heartbeats are SSE comments and nothing else: the bytes `: heartbeat\r\n\r\n`. A
 comment is not an event, so an `EventSource` or an SSE client library never sees
@@ -20,37 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
-from litestar.response import ServerSentEvent, ServerSentEventMessage
-
 from contracts.codec import is_entry_id
 from contracts.runtime.tasks import cancel_and_wait
-from gateway.feeds.fanout import HEARTBEAT, RETRY_MS, TERMINAL, FeedEvent
+from gateway.feeds.fanout import HEARTBEAT, TERMINAL, FeedEvent
+from gateway.feeds.stream import HEARTBEAT_BYTES, EventStream
 
+__all__ = ["HEARTBEAT_BYTES", "decode_cursor", "encode_cursor", "merge", "prepend", "sse",
+           "with_cursor"]  # fmt: skip
 
-class _Encoded(ServerSentEventMessage):
-    """A message encoded already (Litestar sends what `encode` returns)."""
-
-    def __init__(self, raw: bytes) -> None:
-        super().__init__()
-        self.raw = raw
-
-    def encode(self) -> bytes:
-        return self.raw
-
-
-@functools.lru_cache(maxsize=4096)
-def _encoded(event_id: str, event: str, data: bytes) -> _Encoded:
-    """One event's bytes, made once and shared by every client that gets the same event."""
-    message = ServerSentEventMessage(id=event_id or None, event=event, data=data.decode())
-    return _Encoded(message.encode())
-
-
-HEARTBEAT_BYTES = b": heartbeat\r\n\r\n"  # a comment line, then the blank line
-_HEARTBEAT_MESSAGE = _Encoded(HEARTBEAT_BYTES)
 
 Until = Callable[[FeedEvent], bool]
 
@@ -66,32 +48,12 @@ class Releasable(Protocol):
     def release(self) -> None: ...
 
 
-async def _messages(
-    events: AsyncIterator[FeedEvent], until: Until | None, releasing: Iterable[Releasable]
-) -> AsyncIterator[ServerSentEventMessage]:
-    try:
-        async for event in events:
-            if event.event == HEARTBEAT:
-                yield _HEARTBEAT_MESSAGE
-            elif event.event in TERMINAL:
-                yield ServerSentEventMessage(event=event.event, data="{}", retry=RETRY_MS)
-                return
-            else:
-                yield _encoded(event.id, event.event, event.data)
-                if until is not None and until(event):
-                    return
-    finally:
-        for subscription in releasing:  # first, and synchronously: see `sse`
-            subscription.release()
-        await _aclose(events)
-
-
 def sse(
     events: AsyncIterator[FeedEvent],
     *,
     until: Until | None = None,
     releasing: Iterable[Releasable] = (),
-) -> ServerSentEvent:
+) -> EventStream:
     """The SSE response for a feed subscription (heartbeats come from the feed).
 
     With `until`, the stream ends (and the subscription is closed) right after the
@@ -100,10 +62,7 @@ def sse(
     even if `events` never got to iterate them (a client that leaves right after a
     snapshot: closing a generator that never started runs none of its cleanup).
     """
-    return ServerSentEvent(
-        _messages(events, until, tuple(releasing)),
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return EventStream(pumping=events, until=until, releasing=[s.release for s in releasing])
 
 
 async def merge(

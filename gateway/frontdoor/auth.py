@@ -11,6 +11,8 @@ An ASGI middleware in front of every route but `/healthz` and `/readyz`:
    (`POST /auth/tickets` needs only `read`): 403 otherwise.
 3. **Not too often.** A token bucket per key in Redis (`rate_limit_per_s`,
    `rate_limit_burst`), shared by every gateway process: 429 with `Retry-After`.
+   A busy key costs one Redis round trip per lease of tokens, not per request
+   (gateway/frontdoor/ratelimit.py).
    At most `sse_connections_per_key` open SSE streams per key and process: 429.
 
 A refused request never reaches its route, so nothing refused is published.
@@ -24,7 +26,7 @@ import secrets
 from collections import Counter as Tally
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import msgspec
 from litestar import Request, post
@@ -35,28 +37,21 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from contracts.runtime.settings import Settings
+from gateway.frontdoor import sessions
 from gateway.frontdoor.keys import READ, WRITE, ApiKey, Keys
+from gateway.frontdoor.ratelimit import RateLimit
 
-PUBLIC = frozenset({"/healthz", "/readyz"})
+PUBLIC = frozenset({"/healthz", "/readyz", "/console/sign-in", "/console/session",
+                    "/console/sign-out"})  # fmt: skip
+# The API's description (/schema, Swagger, ReDoc) is no secret, nor are the console's
+# own scripts and styles; every operation and every page with data still needs a key.
+PUBLIC_TREES = ("/schema", "/console/static/", "/console/vendor/")
 READ_POSTS = frozenset({"/auth/tickets"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-# A token bucket in one step: (0, 0) if a token was taken, else (1, ms to wait).
-_BUCKET = """
-local now = redis.call('TIME')
-local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
-local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(b[1]) or burst
-local at = tonumber(b[2]) or now_ms
-tokens = math.min(burst, tokens + (now_ms - at) * rate / 1000)
-local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = math.ceil((1 - tokens) * 1000 / rate) end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now_ms)
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-if wait > 0 then return {1, wait} end
-return {0, 0}
-"""
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC or path.startswith(PUBLIC_TREES)
 
 
 def needed_scope(method: str, path: str) -> str:
@@ -93,6 +88,7 @@ class Door:
     def __init__(self, settings: Settings, keys: Keys, registry: CollectorRegistry) -> None:
         self.settings, self.keys = settings, keys
         self.streams: Tally[str] = Tally()
+        self.rate = RateLimit(settings)
         self.refused = Counter(
             "conveyor_http_refusals_total", "Requests the front door refused, by reason.",
             ["reason"], registry=registry,
@@ -105,7 +101,7 @@ class FrontDoor:
         self.settings, self.keys, self.streams = door.settings, door.keys, door.streams
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP or scope["path"] in PUBLIC:
+        if scope["type"] != ScopeType.HTTP or is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
         redis: Redis = scope["app"].state.redis
@@ -147,8 +143,25 @@ class FrontDoor:
             text = value.decode() if isinstance(value, bytes) else str(value)
             name, _, scopes = text.partition("|")
             return ApiKey(name, frozenset(scopes.split("+")))
+        token = sessions.cookie_token(scope)
+        if token is not None:
+            return await self._session(scope, redis, token)
         return (HTTPStatus.UNAUTHORIZED, "unauthenticated",
                 "an API key is required: Authorization: Bearer <key>", {})  # fmt: skip
+
+    async def _session(self, scope: Any, redis: Redis, token: str) -> ApiKey | tuple[Any, ...]:
+        """The console's session cookie (gateway/frontdoor/sessions.py): a key, if the
+        session lives and, for a request that changes something, the console sent it."""
+        key = await sessions.session_of(redis, self.settings, token)
+        if key is None:
+            gone = "the console session has expired or was signed out; sign in again"
+            return HTTPStatus.UNAUTHORIZED, "unauthenticated", gone, {}
+        csrf = dict(scope["headers"]).get(sessions.CSRF_HEADER.encode())
+        if scope["method"] not in SAFE_METHODS and csrf != b"1":
+            return (HTTPStatus.FORBIDDEN, "forbidden",
+                    "a console session changes something only with the header "
+                    f"{sessions.CSRF_HEADER}: 1 (the console's pages send it)", {})  # fmt: skip
+        return key
 
     async def _refusal(self, scope: Any, key: ApiKey, redis: Redis) -> tuple[Any, ...] | None:
         scope_needed = needed_scope(scope["method"], scope["path"])
@@ -156,12 +169,9 @@ class FrontDoor:
             return (HTTPStatus.FORBIDDEN, "forbidden",
                     f"key {key.name!r} lacks the {scope_needed!r} scope", {})  # fmt: skip
         s = self.settings
-        bucket = f"{s.stream_prefix}auth.rate:{key.name}"
-        limited, wait_ms = await redis.eval(
-            _BUCKET, 1, bucket, s.rate_limit_per_s, s.rate_limit_burst
-        )
-        if limited:
-            retry = max(1, math.ceil(int(wait_ms) / 1000))
+        wait_ms = await self.door.rate.spend(key.name, redis)
+        if wait_ms:
+            retry = max(1, math.ceil(wait_ms / 1000))
             return (HTTPStatus.TOO_MANY_REQUESTS, "rate_limited",
                     f"more than {s.rate_limit_per_s:g} requests a second for key {key.name!r}",
                     {"Retry-After": str(retry)})  # fmt: skip
@@ -176,6 +186,9 @@ class FrontDoor:
         headers: dict[str, str],
     ) -> None:  # fmt: skip
         self.door.refused.labels(reason).inc()
+        if status == HTTPStatus.UNAUTHORIZED and _is_page(scope):
+            await _see_other(send, sign_in_url(scope))
+            return
         body = msgspec.json.encode(
             {"type": "about:blank", "title": status.phrase, "status": int(status),
              "detail": detail, "instance": scope["path"]}
@@ -189,3 +202,26 @@ class FrontDoor:
         start: Any = {"type": "http.response.start", "status": int(status), "headers": raw}
         await send(start)
         await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _is_page(scope: Any) -> bool:
+    """A person's browser asking for a console page (not a script, fragment or feed)."""
+    headers = dict(scope["headers"])
+    return (
+        scope["method"] == "GET" and scope["path"].startswith("/console")
+        and b"hx-request" not in headers and b"text/html" in headers.get(b"accept", b"")
+    )  # fmt: skip
+
+
+def sign_in_url(scope: Any) -> str:
+    """The sign-in page, coming back to where the person was (a console path only)."""
+    here = scope["path"]
+    if query := scope.get("query_string", b"").decode(errors="replace"):
+        here += f"?{query}"
+    return f"/console/sign-in?{urlencode({'next': here})}"
+
+
+async def _see_other(send: Send, location: str) -> None:
+    raw = [(b"location", location.encode()), (b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": 303, "headers": raw})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -2,9 +2,12 @@
 
 - `routes.py`: GET /jobs, /jobs/stats, /jobs/{id}; POST /jobs/{id}/cancel, /retry;
   GET /jobs/{id}/events (SSE, on gateway.feeds). Its SQL: `sql.py`.
-- `moves.py`: POST /moves, a copy or move of companies as a job (MoveCompanies and
-  JobQueued appended together, then the command recorded in the outbox). Its SQL:
-  `sql.py` (the outbox) and gateway/catalog/sql.py (what the request names must exist).
+- `moves.py`: POST /moves, a copy or move of companies as a job. `removals.py`: POST
+  /removals and DELETE /collections/{id}, a removal of companies from a list and a
+  list's deletion as jobs. What the three share is `accepting.py` (the selection's
+  checks, MoveCompanies and JobQueued appended together, the command recorded in the
+  outbox, Idempotency-Key replays). Their SQL: `sql.py` (`admission`: what the
+  request names exists and no job deletes the target, in one statement; the outbox).
 - `views.py`: what those routes answer with (`JobView`, `JobStats`).
 - `sql.py`: every statement the gateway runs on `jobs` (reads: the aggregator's
   projection is its only writer) and on `accepted_moves` (the gateway's outbox, which

@@ -2,7 +2,9 @@
 
 GET  /jobs                 ?status=&kind=&collection=&sort=&offset=&limit=
 GET  /jobs/stats           counts by status and by kind
+GET  /jobs/stats/minutes   ?minutes= (1..1440): attempts ended in each of the last minutes
 GET  /jobs/{id}
+GET  /jobs/{id}/timeline   ?after=&limit=: the job's events in stream order, a page at a time
 POST /jobs/{id}/cancel     queued, scheduled or running -> 202; finished -> 409
 POST /jobs/{id}/retry      failed or cancelled -> 202; otherwise 409
 GET  /jobs/{id}/events     SSE: a `snapshot` of the job, then its events after it
@@ -20,6 +22,12 @@ id, and the feed goes on with the job's events after it (after `Last-Event-ID`
 instead, when the client sends one). The stream ends after the job's final event
 (JobCompleted, JobFailed or JobCancelled of its current attempt), or right after the
 snapshot when the job is final already and the client has missed nothing.
+
+The timeline and the per-minute outcomes read `job_events`, the projection's record of
+every event it applied (jobs.events itself is trimmed). Per minute counts the final
+events (JobCompleted, JobFailed, JobCancelled) by their time: every attempt that ended,
+so a failure later retried still shows in its minute (`jobs.finished_at` keeps only the
+last attempt's end).
 """
 
 from __future__ import annotations
@@ -40,20 +48,39 @@ from redis.asyncio import Redis
 
 from contracts import codec, streams
 from contracts.codec import entry_key, is_entry_id
-from contracts.jobs import ACTIVE, FINAL_EVENTS, FINISHED, RETRYABLE, STATUSES, JobStatus
+from contracts.jobs import ACTIVE, FINAL_EVENTS, FINISHED, RETRYABLE, JobStatus
 from contracts.messages import CancelJob, Message, RetryJob, new_id
 from contracts.runtime.settings import Settings
 from gateway.feeds.fanout import FeedEvent, Feeds
 from gateway.feeds.sse import prepend, sse
 from gateway.frontdoor.fields import NO_NUL
-from gateway.frontdoor.paging import Limit, Offset, Page
+from gateway.frontdoor.paging import MAX_LIMIT, Limit, Offset, Page
 from gateway.frontdoor.problems import ProblemError
 from gateway.jobs import sql
 from gateway.jobs.outbox import command_from
-from gateway.jobs.views import JobStats, JobView, view
+from gateway.jobs.views import (
+    JobStats,
+    JobView,
+    MinuteStats,
+    Timeline,
+    minute_outcomes,
+    stats_of,
+    timeline_item,
+    view,
+)
 
 Sort = Literal["created_at", "-created_at", "priority", "-priority", "status"]
 MAX_JOB_ID = 64  # ids are 32 hex characters; anything longer names no job
+_BIGINT = 2**63 - 1  # job_events keeps entry ids as two bigints; none is past this
+Minutes = Annotated[int, QueryParameter(ge=1, le=1440, description="whole minutes back")]
+TimelineLimit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="events")]
+After = Annotated[
+    str | None,
+    QueryParameter(
+        max_length=41, pattern=r"^[0-9]{1,20}(-[0-9]{1,20})?$",
+        description="the entry id of the last event seen (a page's `next`)",
+    ),
+]  # fmt: skip
 
 
 async def find(pool: asyncpg.Pool, job_id: str) -> asyncpg.Record:
@@ -83,17 +110,38 @@ async def list_jobs(
 
 @get("/jobs/stats", summary="How many jobs, by status and by kind")
 async def job_stats(pool: NamedDependency[asyncpg.Pool]) -> JobStats:
-    by_status: dict[str, int] = dict.fromkeys(STATUSES, 0)
-    by_kind: dict[str, dict[str, int]] = {}
-    for row in await sql.stats(conn=pool):
-        by_status[row["status"]] += row["n"]
-        by_kind.setdefault(row["kind"], {})[row["status"]] = row["n"]
-    return JobStats(by_status=by_status, by_kind=by_kind, total=sum(by_status.values()))
+    return stats_of(await sql.stats(conn=pool))
+
+
+@get("/jobs/stats/minutes", summary="Attempts completed, failed, cancelled per minute")
+async def job_minutes(pool: NamedDependency[asyncpg.Pool], minutes: Minutes = 60) -> MinuteStats:
+    rows = await sql.ended_per_minute(conn=pool, minutes=minutes)
+    return MinuteStats(minutes=[minute_outcomes(r) for r in rows])
 
 
 @get("/jobs/{job_id:str}", summary="One job")
 async def get_job(pool: NamedDependency[asyncpg.Pool], job_id: FromPath[str]) -> JobView:
     return view(await find(pool, job_id))
+
+
+@get("/jobs/{job_id:str}/timeline", summary="A job's events in order, a page at a time")
+async def job_timeline(
+    pool: NamedDependency[asyncpg.Pool],
+    job_id: FromPath[str],
+    after: After = None,
+    limit: TimelineLimit = 200,
+) -> Timeline:
+    await find(pool, job_id)
+    start = entry_key(after) if after is not None else (0, 0)
+    rows = await sql.timeline(
+        conn=pool, job_id=job_id, after=(min(start[0], _BIGINT), min(start[1], _BIGINT)),
+        limit=limit + 1,
+    )  # fmt: skip
+    items = [timeline_item(r) for r in rows[:limit]]
+    more = len(rows) > limit
+    return Timeline(
+        job_id=job_id, items=items, limit=limit, next=items[-1].entry_id if more else None
+    )
 
 
 @dataclass(frozen=True)
@@ -209,7 +257,16 @@ def _impossible(job_id: str) -> bool:
 
 router = Router(
     path="/",
-    route_handlers=[list_jobs, job_stats, get_job, cancel_job, retry_job, job_events],
+    route_handlers=[
+        list_jobs,
+        job_stats,
+        job_minutes,
+        get_job,
+        job_timeline,
+        cancel_job,
+        retry_job,
+        job_events,
+    ],
     dependencies={"job_commands": Provide(_job_commands, sync_to_thread=False)},
     tags=["jobs"],
 )

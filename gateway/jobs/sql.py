@@ -39,6 +39,36 @@ _ACCEPTED_AS_JOB = """a.job_id AS id, {c} ->> 'mode' AS kind, 'queued'::text AS 
     NULL::timestamptz AS finished_at, a.accepted_at AS updated_at""".format(c="a.command::jsonb")
 
 
+async def admission(
+    *, conn: Executor, lists: list[uuid.UUID], companies: list[int], into: uuid.UUID | None
+) -> tuple[list[uuid.UUID], list[int], str | None]:
+    """In one round trip, what a job over companies of lists needs to be accepted: which
+    of `lists` and of `companies` do not exist, and (when a job puts companies `into` a
+    list) the oldest job deleting that list, accepted and not projected yet included
+    (the index of migration 0011 finds those among the unsettled moves)."""
+    row = await conn.fetchrow(
+        """SELECT
+             ARRAY(SELECT x FROM unnest($1::uuid[]) x
+                   WHERE NOT EXISTS (SELECT 1 FROM collections c WHERE c.id = x)) AS lists,
+             ARRAY(SELECT w FROM unnest($2::bigint[]) w
+                   WHERE NOT EXISTS (SELECT 1 FROM companies c WHERE c.id = w) ORDER BY w)
+               AS companies,
+             (SELECT d.id FROM (
+                  SELECT id, created_at FROM jobs
+                  WHERE kind = 'delete' AND source = $3
+                    AND status IN ('queued', 'scheduled', 'running')
+                  UNION ALL
+                  SELECT a.job_id, a.accepted_at FROM accepted_moves a
+                  WHERE a.settled_at IS NULL AND a.command::jsonb ->> 'mode' = 'delete'
+                    AND a.command::jsonb ->> 'source' = $3::text
+                    AND NOT EXISTS (SELECT FROM jobs WHERE id = a.job_id)) d
+              ORDER BY d.created_at, d.id LIMIT 1) AS deleting""",
+        lists, companies, into,
+    )  # fmt: skip
+    assert row is not None
+    return list(row["lists"]), list(row["companies"]), row["deleting"]
+
+
 async def accept(
     *, conn: Executor, job_id: str, command: str, queued_entry: str, accepted_at: datetime
 ) -> asyncpg.Record:
@@ -128,3 +158,67 @@ async def queued_again(*, conn: Executor, job_id: str, queued_entry: str) -> Non
     await conn.execute(
         "UPDATE accepted_moves SET queued_entry = $2 WHERE job_id = $1", job_id, queued_entry
     )
+
+
+# --- a job's timeline and the attempts ended per minute (job_events, the projection's) ---
+
+
+async def timeline(
+    *, conn: Executor, job_id: str, after: tuple[int, int], limit: int
+) -> list[asyncpg.Record]:
+    """The job's events after entry `after` (ms, seq), in stream order, at most `limit`."""
+    return await conn.fetch(
+        """SELECT entry_ms || '-' || entry_seq AS entry_id, type, attempt, at, status, counts,
+                  error
+           FROM job_events WHERE job_id = $1 AND (entry_ms, entry_seq) > ($2, $3)
+           ORDER BY entry_ms, entry_seq LIMIT $4""",
+        job_id, after[0], after[1], limit,
+    )  # fmt: skip
+
+
+async def ended_per_minute(*, conn: Executor, minutes: int) -> list[asyncpg.Record]:
+    """Attempts completed, failed and cancelled in each of the last `minutes` whole UTC
+    minutes (the current one included, oldest first), every minute present."""
+    return await conn.fetch(
+        """WITH span AS (
+               SELECT date_trunc('minute', now(), 'UTC') AS last,
+                      date_trunc('minute', now(), 'UTC') - make_interval(mins => $1 - 1)
+                          AS first),
+           ended AS (
+               SELECT date_trunc('minute', e.at, 'UTC') AS minute,
+                      count(*) FILTER (WHERE e.type = 'JobCompleted') AS completed,
+                      count(*) FILTER (WHERE e.type = 'JobFailed') AS failed,
+                      count(*) FILTER (WHERE e.type = 'JobCancelled') AS cancelled
+               FROM job_events e, span
+               WHERE e.type IN ('JobCompleted', 'JobFailed', 'JobCancelled')
+                 AND e.at >= span.first AND e.at < span.last + interval '1 minute'
+               GROUP BY 1)
+           SELECT m.minute, coalesce(ended.completed, 0) AS completed,
+                  coalesce(ended.failed, 0) AS failed, coalesce(ended.cancelled, 0) AS cancelled
+           FROM span, generate_series(span.first, span.last, interval '1 minute') AS m(minute)
+           LEFT JOIN ended USING (minute)
+           ORDER BY m.minute""",
+        minutes,
+    )
+
+
+async def busy_with_list(*, conn: Executor, collection: uuid.UUID) -> list[asyncpg.Record]:
+    """Jobs not over yet that delete the list, or copy or move companies into it (those
+    accepted and not projected yet included), oldest first: their `id` and `kind`
+    (DELETE /collections/{id}; a move asks `admission` instead)."""
+    return await conn.fetch(
+        """WITH busy AS (
+               SELECT id, kind, created_at FROM jobs
+               WHERE status IN ('queued', 'scheduled', 'running')
+                 AND ((kind = 'delete' AND source = $1)
+                      OR (kind IN ('copy', 'move') AND target = $1))
+               UNION ALL
+               SELECT a.job_id, a.command::jsonb ->> 'mode', a.accepted_at FROM accepted_moves a
+               WHERE a.settled_at IS NULL AND NOT EXISTS (SELECT FROM jobs WHERE id = a.job_id)
+                 AND ((a.command::jsonb ->> 'mode' = 'delete'
+                       AND a.command::jsonb ->> 'source' = $1::text)
+                      OR (a.command::jsonb ->> 'mode' IN ('copy', 'move')
+                          AND a.command::jsonb ->> 'target' = $1::text)))
+           SELECT id, kind FROM busy ORDER BY created_at, id""",
+        collection,
+    )  # fmt: skip

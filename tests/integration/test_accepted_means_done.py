@@ -7,8 +7,9 @@ Against the four services running together (tests/support/whole_stack.py):
 
 - no call answers 5xx; a refused call (4xx) is problem+json and publishes nothing;
 - after every accepted call the system reaches a state a person can see within a
-  bound: a job terminal, scheduled, or running with progress; a batch running; every
-  pushed point counted (aggregated in its minute, or late); a list readable;
+  bound: a job (move, removal, deletion of a list) terminal, scheduled, or running with
+  progress; a batch running; every pushed point counted (aggregated in its minute, or
+  late); a list readable (under its new name after a rename, gone after its deletion);
 - after every sequence: no dead letter in any stream and nothing at WARNING or
   above in any service's log.
 
@@ -120,6 +121,49 @@ def move_call() -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+def removal_call() -> st.SearchStrategy[dict[str, Any]]:
+    """POST /removals: from the demo lists, a list of this sequence, or one that is not;
+    what a person would send (ids that exist, bounds kept) and the extremes."""
+
+    def body(
+        sources: list[str],
+        ids: st.SearchStrategy[int],
+        priority: st.SearchStrategy[int],
+        attempts: st.SearchStrategy[int],
+        not_before: st.SearchStrategy[str | None],
+    ) -> st.SearchStrategy[dict[str, Any]]:
+        selection = st.one_of(
+            st.lists(ids, min_size=1, max_size=5),
+            st.fixed_dictionaries({"all": st.just(True), "exclude": st.lists(ids, max_size=5)}),
+        )
+        return st.fixed_dictionaries(
+            {"source": st.sampled_from(sources), "selection": selection},
+            optional={"priority": priority, "max_attempts": attempts, "not_before": not_before},
+        )
+
+    plausible = body(
+        [LIKED, IGNORE, "made"], st.integers(1, 600), st.integers(1, 5), st.integers(1, 10),
+        st.one_of(st.none(), later),
+    )  # fmt: skip
+    extreme = body(
+        [LIKED, IGNORE, "made", str(uuid.UUID(int=7))], company_ids, st.integers(0, 6),
+        st.integers(0, 11), st.one_of(st.none(), times(), later),
+    )  # fmt: skip
+    return st.one_of(plausible, extreme).map(lambda b: {"op": "removal", "body": b})
+
+
+def rename_call() -> st.SearchStrategy[dict[str, Any]]:
+    return odd_text.map(lambda name: {"op": "rename", "body": {"name": name}})
+
+
+def delete_call() -> st.SearchStrategy[dict[str, Any]]:
+    """DELETE /collections/{id}: of a list this sequence made (maybe the target of one of
+    its moves), or of one that does not exist."""
+    return st.sampled_from(["made", str(uuid.UUID(int=7))]).map(
+        lambda which: {"op": "delete", "which": which}
+    )
+
+
 def batch_call() -> st.SearchStrategy[dict[str, Any]]:
     body = st.fixed_dictionaries(
         {"rate": st.sampled_from([0, 0, 0, 1, 5])},
@@ -161,7 +205,17 @@ def job_call() -> st.SearchStrategy[dict[str, Any]]:
 
 
 calls = st.lists(
-    st.one_of(move_call(), batch_call(), points_call(), list_call(), search_call(), job_call()),
+    st.one_of(
+        move_call(),
+        removal_call(),
+        rename_call(),
+        delete_call(),
+        batch_call(),
+        points_call(),
+        list_call(),
+        search_call(),
+        job_call(),
+    ),
     min_size=1,
     max_size=6,
 )
@@ -214,6 +268,7 @@ class Session:
         self.jobs = stack.jobs  # every job of the run: cancel and retry pick the latest
         self.batches: dict[str, int] = {}  # batch id -> points pushed and accepted
         self.pushed = stack.pushed  # the same for the module's push-only batch
+        self.lists: list[str] = []  # lists this sequence made, newest last
 
     def run(self, call: dict[str, Any]) -> None:
         op = call["op"]
@@ -232,7 +287,7 @@ class Session:
     def _published(self, op: str) -> int:
         """Entries the gateway would publish for `op` (producers and the outbox publish
         on their own, so only the stream and the kind of entry `op` makes count)."""
-        if op == "move":
+        if op in ("move", "removal", "delete"):
             return self.stack.stream_length(streams.MOVER_COMMANDS)
         if op == "batch":
             return self.stack.stream_length(streams.INGEST_COMMANDS)
@@ -245,10 +300,31 @@ class Session:
     def _move(self, call: dict[str, Any]) -> httpx.Response:
         body = dict(call["body"])
         if body["target"] == "new":
-            r = self.client.post("/collections", json={"name": f"target {uuid.uuid4().hex}"})
-            assert r.status_code == 201, r.text
-            body["target"] = r.json()["id"]
+            body["target"] = self._new_list()
         return self.client.post("/moves", json=body)
+
+    def _new_list(self) -> str:
+        r = self.client.post("/collections", json={"name": f"target {uuid.uuid4().hex}"})
+        assert r.status_code == 201, r.text
+        self.lists.append(str(r.json()["id"]))
+        return self.lists[-1]
+
+    def _made(self) -> str:
+        """The newest list this sequence made, or a new one."""
+        return self.lists[-1] if self.lists else self._new_list()
+
+    def _removal(self, call: dict[str, Any]) -> httpx.Response:
+        body = dict(call["body"])
+        if body["source"] == "made":
+            body["source"] = self._made()
+        return self.client.post("/removals", json=body)
+
+    def _rename(self, call: dict[str, Any]) -> httpx.Response:
+        return self.client.patch(f"/collections/{self._made()}", json=call["body"])
+
+    def _delete(self, call: dict[str, Any]) -> httpx.Response:
+        which = self._made() if call["which"] == "made" else call["which"]
+        return self.client.delete(f"/collections/{which}")
 
     def _batch(self, call: dict[str, Any]) -> httpx.Response:
         body = {"batch_id": f"p{uuid.uuid4().hex[:10]}", **call["body"]}
@@ -290,11 +366,20 @@ class Session:
     # --- what an accepted call must lead to
 
     def _visible(self, op: str, response: httpx.Response) -> None:
-        if op in ("move", "cancel", "retry"):
+        if op in ("move", "removal", "delete", "cancel", "retry"):
             job_id = response.json()["id"]
-            if op == "move":
+            if op in ("move", "removal", "delete"):
                 self.jobs.append(job_id)
             eventually(lambda: self._job_moves_on(job_id), f"job {job_id} after {op}")
+            if op == "delete" and self.client.get(f"/jobs/{job_id}").json()["status"] == (
+                "completed"
+            ):
+                deleted = response.json()["source"]
+                assert self.client.get(f"/collections/{deleted}").status_code == 404
+        elif op == "rename":
+            renamed = response.json()
+            shown = self.client.get(f"/collections/{renamed['id']}").json()
+            assert shown["name"] == renamed["name"], (shown, renamed)
         elif op == "batch" and response.status_code == 201:
             batch_id = response.json()["batch_id"]
             self.batches[batch_id] = 0

@@ -131,6 +131,18 @@ def test_unreachable_redis_is_one_message_not_a_traceback(settings: Settings) ->
     assert "redis://127.0.0.1:1/0" in done.stderr
 
 
+@pytest.mark.parametrize("variable", ["database_password_file", "redis_password_file"])
+def test_a_missing_password_file_is_one_message_not_a_traceback(
+    settings: Settings, tmp_path: Path, variable: str
+) -> None:
+    missing = str(tmp_path / "no-such-secret")
+    done = conveyor(msgspec.structs.replace(settings, **{variable: missing}), "wait")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert f"{variable.upper()}={missing}" in done.stderr
+    assert "cannot read it" in done.stderr
+
+
 def test_the_wrapper_works_from_a_fresh_shell(settings: Settings, tmp_path: Path) -> None:
     """`./conveyor` (the README's form) with no virtualenv and a bare PATH, from elsewhere."""
     env = {k: v for k, v in settings_env(settings).items() if k != "VIRTUAL_ENV"}

@@ -13,14 +13,15 @@ from contracts.delivery import list_dead
 from contracts.messages import Message, new_id
 from contracts.runtime.service import Service, build_service
 from contracts.runtime.settings import Settings
-from tests.support.probe import GROUP, PROBE, TABLES_DDL, Tally, apply_tally
+from tests.support.probe import GROUP, MODES, PROBE, TABLES_DDL, Tally, apply_tally, consume_kwargs
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("mode", MODES)
 async def test_hook_gets_the_message_and_reason_after_it_is_in_the_dlq(
-    settings: Settings, pool: asyncpg.Pool, redis: aioredis.Redis
+    settings: Settings, pool: asyncpg.Pool, redis: aioredis.Redis, mode: str
 ) -> None:
     await pool.execute(TABLES_DDL)
     await pool.execute("INSERT INTO probe_poison (key) VALUES ('bad')")
@@ -33,7 +34,9 @@ async def test_hook_gets_the_message_and_reason_after_it_is_in_the_dlq(
             raise RuntimeError("a failing hook is logged, not raised")
 
     def register(service: Service) -> None:
-        service.delivery.consume(PROBE, GROUP, apply_tally, on_dead_letter=on_dead_letter)
+        service.delivery.consume(
+            PROBE, GROUP, apply_tally, on_dead_letter=on_dead_letter, **consume_kwargs(mode)
+        )
 
     app, _ = build_service("probe", settings, register)
     poison = Tally(id=new_id(), key="bad")

@@ -1,4 +1,8 @@
-"""The delivery rules in one process, against real Redis and PostgreSQL."""
+"""The delivery rules in one process, against real Redis and PostgreSQL.
+
+One contract suite, two configurations: every test taking `probe` runs against a
+one-by-one consumer and a batched one (`many=`, tests/support/probe.py `MODES`).
+"""
 
 from __future__ import annotations
 
@@ -15,16 +19,18 @@ from contracts.delivery.idempotency import forget_applied_before
 from contracts.messages import new_id
 from contracts.runtime.service import Service
 from contracts.runtime.settings import Settings
-from tests.support.probe import GROUP, PROBE, TABLES_DDL, Tally, create_app
+from tests.support.probe import GROUP, MODES, PROBE, TABLES_DDL, Tally, create_app
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def probe(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Service]:
+@pytest.fixture(params=MODES)
+async def probe(
+    settings: Settings, pool: asyncpg.Pool, request: pytest.FixtureRequest
+) -> AsyncIterator[Service]:
     await pool.execute(TABLES_DDL)
-    app, service = create_app(settings)
+    app, service = create_app(settings, mode=request.param)
     async with app:
         yield service
 

@@ -16,6 +16,7 @@ from litestar import Litestar
 from contracts import streams
 from contracts.runtime.settings import Settings
 from gateway.app import create_app
+from gateway.frontdoor.auth import is_public
 from gateway.frontdoor.keys import BadKeys
 from tests.support.http import uvicorn_serve
 from tests.support.keys import READ, WRITE
@@ -58,8 +59,12 @@ async def test_every_route_but_health_needs_a_key_of_the_right_scope(
     routes = every_route(app)
     assert ("POST", "/moves") in routes
     assert ("GET", "/events") in routes
+    public = [(m, p) for m, p in routes if is_public(p)]
+    # the API's description, the console's sign-in and its static files; nothing else
+    assert {p for _m, p in public} >= {"/schema/openapi.json", "/console/sign-in", *PUBLIC}
+    assert all(p.startswith(("/schema", "/console/", "/healthz", "/readyz")) for _m, p in public)
     for method, path in routes:
-        if path in PUBLIC:
+        if is_public(path):
             continue
         nothing = await client.request(method, path)
         assert_refused(nothing, 401, "API key is required")

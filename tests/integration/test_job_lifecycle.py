@@ -10,25 +10,11 @@ import httpx_sse
 import pytest
 import redis.asyncio as aioredis
 
-from contracts import streams
 from contracts.runtime.settings import Settings
-from tests.support.mover_stack import MY_LIST, mover_world
+from tests.support.mover_stack import MY_LIST, chunks_idle, mover_world
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-async def chunks_idle(redis: aioredis.Redis, settings: Settings) -> str:
-    """'' while a chunk is waiting or under way on either lane, else what they show."""
-    seen = []
-    for spec in (streams.MOVER_CHUNKS, streams.MOVER_EXPRESS):
-        name = spec.prefixed(settings.stream_prefix).name
-        info = {g["name"].decode(): g for g in await redis.xinfo_groups(name)}
-        group = info.get(streams.MOVER)
-        if group and (group["pending"] or group.get("lag")):
-            return ""
-        seen.append(f"{name}: {group}")
-    return "; ".join(seen)
 
 
 async def test_cancel_stops_new_chunks_and_keeps_finished_ones(
@@ -66,13 +52,7 @@ async def test_failed_chunk_fails_the_job_and_retry_redoes_only_what_failed(
 ) -> None:
     async with mover_world(settings, pool) as w:
         target = await w.new_list()
-        await pool.execute(
-            f"""CREATE FUNCTION refuse_250() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN IF NEW.company_id = 250 AND NEW.collection_id = '{target}' THEN
-                  RAISE EXCEPTION 'company 250 refused on purpose'; END IF; RETURN NEW; END $$;
-                CREATE TRIGGER refuse_250 BEFORE INSERT ON memberships
-                FOR EACH ROW EXECUTE FUNCTION refuse_250();"""
-        )
+        await w.refuse_250(target)
         job = await w.move(source=MY_LIST, target=target, mode="copy", selection={"all": True})
         failed = await w.finished(job["id"])
         assert failed["status"] == "failed"

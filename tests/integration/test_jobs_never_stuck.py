@@ -81,9 +81,12 @@ async def test_a_move_the_mover_cannot_plan_fails_with_the_reason_and_retry_runs
         await pool.execute("DROP TRIGGER refuse_plans ON move_pages")
         assert (await w.client.post(f"/jobs/{job['id']}/cancel")).status_code == 409
         retried = await w.client.post(f"/jobs/{job['id']}/retry")
-        done = await wait_until(
-            lambda: status_is(w, job["id"], "completed", "failed"), what="the retry finished"
-        )
+
+        async def retry_finished() -> dict[str, Any] | None:  # not the first attempt's end
+            found = await status_is(w, job["id"], "completed", "failed")
+            return found if found and found["attempts"] >= 2 else None
+
+        done = await wait_until(retry_finished, what="the retry finished")
         dead = await list_dead(redis, commands(settings))
 
     assert "MoveCompanies could not be applied" in failed["error"]

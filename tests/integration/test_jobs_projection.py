@@ -1,5 +1,6 @@
-"""The jobs projection applies a job's events in any order and ends at the same row
-(real PostgreSQL; events go through the delivery rules' apply_once, as in the service)."""
+"""The jobs projection applies a job's events in any order and ends at the same row, and
+keeps each event once in the job's timeline, in stream order (real PostgreSQL; events go
+through the delivery rules' apply_once, as in the service)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from contracts.messages import (
     JobCompleted,
     JobFailed,
     JobProgressed,
+    JobQueued,
     JobScheduled,
     JobStarted,
     Message,
@@ -32,6 +34,7 @@ from contracts.messages import (
 from contracts.runtime.db import connect
 from contracts.runtime.service import Service
 from contracts.runtime.settings import Settings
+from gateway.jobs import sql as jobs_sql
 
 pytestmark = pytest.mark.integration
 
@@ -70,20 +73,21 @@ async def new_job(conn: asyncpg.Connection) -> str:
     return job_id
 
 
+async def apply_one(conn: asyncpg.Connection, entry_id: str, event: Message) -> bool:
+    async def effect(c: Any) -> None:
+        await projection().apply(event, c)
+
+    return await apply_once(
+        cast(asyncpg.Pool, _Conn(conn)), group=streams.AGGREGATOR, message_id=event.id,
+        stream="jobs.events", entry_id=entry_id, effect=effect,
+    )  # fmt: skip
+
+
 async def apply_all(
     conn: asyncpg.Connection, events: list[tuple[str, Message]], order: list[int]
 ) -> asyncpg.Record:
-    jobs = projection()
     for i in order:
-        entry_id, event = events[i]
-
-        async def effect(c: Any, event: Message = event) -> None:
-            await jobs.apply(event, c)
-
-        await apply_once(
-            cast(asyncpg.Pool, _Conn(conn)), group=streams.AGGREGATOR, message_id=event.id,
-            stream="jobs.events", entry_id=entry_id, effect=effect,
-        )  # fmt: skip
+        await apply_one(conn, *events[i])
     row = await conn.fetchrow("SELECT * FROM jobs WHERE id = $1", events[0][1].job_id)  # type: ignore[attr-defined]
     assert row is not None
     return row
@@ -112,6 +116,24 @@ def failed_then_retried(job: str) -> list[tuple[str, Message]]:
         ("21-0", JobProgressed(id=new_id(), job_id=job, attempt=2, counts=c2)),
         ("22-0", JobCompleted(id=new_id(), job_id=job, attempt=2, counts=c2)),
     ]
+
+
+async def timeline(conn: asyncpg.Connection, job_id: str) -> list[tuple[object, ...]]:
+    rows = await jobs_sql.timeline(conn=conn, job_id=job_id, after=(0, 0), limit=1000)
+    return [(*tuple(r)[:5], msgspec.json.decode(r["counts"]), r["error"]) for r in rows]
+
+
+def expected_timeline(events: list[tuple[str, Message]]) -> list[tuple[object, ...]]:
+    """What the timeline should hold for a story: every event, in stream order."""
+    status = {"JobScheduled": "scheduled", "JobStarted": "running", "JobProgressed": "running",
+              "JobCompleted": "completed", "JobFailed": "failed"}  # fmt: skip
+    out = []
+    for entry_id, e in events:
+        kind = type(e).__name__
+        counts = msgspec.structs.asdict(e.counts)  # type: ignore[attr-defined]
+        out.append((entry_id, kind, e.attempt, e.at, status[kind], counts,  # type: ignore[attr-defined]
+                    getattr(e, "error", None)))  # fmt: skip
+    return out
 
 
 def final(row: asyncpg.Record) -> dict[str, object]:
@@ -168,11 +190,15 @@ async def test_scheduled_until_started(settings: Settings) -> None:
 def test_any_order_ends_at_the_same_row(
     settings: Settings, story: Any, data: st.DataObject
 ) -> None:
-    async def run(order: list[int]) -> dict[str, object]:
+    async def run(order: list[int]) -> tuple[dict[str, object], list[tuple[object, ...]]]:
         conn = await connect(settings)
         try:
             job = await new_job(conn)
-            return final(await apply_all(conn, story(job), order))
+            events = story(job)
+            row = final(await apply_all(conn, events, order))
+            kept = await timeline(conn, job)
+            assert kept == expected_timeline(events), "every event once, in stream order"
+            return row, [k[:3] for k in kept]
         finally:
             await conn.close()
 
@@ -180,11 +206,36 @@ def test_any_order_ends_at_the_same_row(
     order = data.draw(st.permutations(range(size)), label="order")
     # Redelivery: some events applied twice (the second time changes nothing).
     again = data.draw(st.lists(st.sampled_from(range(size)), max_size=3), label="again")
-    in_order = asyncio.run(run(list(range(size))))
-    shuffled = asyncio.run(run([*order, *again]))
+    in_order, in_order_timeline = asyncio.run(run(list(range(size))))
+    shuffled, shuffled_timeline = asyncio.run(run([*order, *again]))
     assert shuffled == in_order
+    assert shuffled_timeline == in_order_timeline
     assert in_order["status"] == "completed"
     assert in_order["feed_from"] == story("x")[-1][0]
+
+
+async def test_an_event_before_its_job_is_kept_once_it_applies(settings: Settings) -> None:
+    """JobStarted before JobQueued: refused (nothing kept, not marked applied), then
+    redelivered after it; a JobQueued delivered twice is kept once."""
+    conn = await connect(settings)
+    try:
+        job = new_id()
+        queued = JobQueued(id=new_id(), job_id=job, kind="copy")
+        started = JobStarted(id=new_id(), job_id=job, attempt=1, counts=Counts(total=7))
+        with pytest.raises(LookupError):
+            await apply_one(conn, "5-1", started)
+        assert await timeline(conn, job) == []
+        assert await apply_one(conn, "5-0", queued)
+        assert not await apply_one(conn, "5-0", queued)
+        assert await apply_one(conn, "5-1", started)
+        kept = await timeline(conn, job)
+    finally:
+        await conn.close()
+    assert [k[:5] for k in kept] == [
+        ("5-0", "JobQueued", 0, queued.at, "queued"),
+        ("5-1", "JobStarted", 1, started.at, "running"),
+    ]
+    assert kept[1][5] == {"total": 7, "done": 0, "added": 0, "already_present": 0, "removed": 0}
 
 
 def test_stories_are_what_the_mover_publishes() -> None:

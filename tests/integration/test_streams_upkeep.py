@@ -51,6 +51,12 @@ async def test_trim_keeps_the_retention_window(redis: aioredis.Redis, settings: 
     spec = streams.INGEST_COMMANDS.prefixed(settings.stream_prefix)
     ids = await fill(redis, spec.name, 4)
     await redis.xgroup_create(spec.name, streams.INGEST, id="$")  # has read everything
-    newest_ms = int(ids[-1].split(b"-")[0])
-    assert await trim(redis, spec, now_ms=newest_ms + spec.retention_ms - 1) == 0
+    # The entries may span several milliseconds: the window is measured from the oldest,
+    # and one millisecond later exactly the oldest millisecond's entries go.
+    oldest_ms = int(ids[0].split(b"-")[0])
+    assert await trim(redis, spec, now_ms=oldest_ms + spec.retention_ms) == 0
     assert await redis.xlen(spec.name) == 4
+    # (below the group's last-delivered id, the newest entry, which is never trimmed)
+    expired = [i for i in ids[:-1] if int(i.split(b"-")[0]) == oldest_ms]
+    assert await trim(redis, spec, now_ms=oldest_ms + spec.retention_ms + 1) == len(expired)
+    assert await redis.xlen(spec.name) == 4 - len(expired)

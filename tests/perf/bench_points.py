@@ -12,7 +12,11 @@ stream prefix; BATCHES push-only batches (rate 0) take the points.
    k is visible when the total first reaches k+1 (cumulative curves), so its
    latency is that poll's time minus the time its request was sent (HTTP
    included). p50/p99/max over the points.
-3. Reference, same run: the same number of points as stream entries, one per point
+3. Behind the gateway: SMALL_TOTAL points as RecordPoints of SMALL_REQUEST appended
+   straight to `ingest.points` (no HTTP; appending is timed, it takes a few ms), until
+   the aggregates hold them: what ingest and the aggregator do with small messages,
+   apart from the gateway's cost per request.
+4. Reference, same run: the same number of points as stream entries, one per point
    (`{"key": ..}` JSON, as a bare points stream would hold them), read by a
    redis-py XREADGROUP COUNT 100 + XACK loop (filling it is not timed). The
    pipeline wins on points/s because it moves PER_REQUEST points per entry and
@@ -32,6 +36,8 @@ import httpx
 import msgspec
 import redis.asyncio as aioredis
 
+from contracts import codec, streams
+from contracts.messages import Point, RecordPoints, new_id, utcnow
 from contracts.runtime.settings import Settings
 from tests.perf.stack import AUTH, fresh_schema, percentile, services, wait_ready
 
@@ -68,6 +74,7 @@ async def run(base: Settings) -> dict[str, object]:
                     sustained = await _sustained(client, pool, TOTAL, PER_REQUEST)
                     small = await _sustained(client, pool, SMALL_TOTAL, SMALL_REQUEST)
                     latency = await _paced(client, pool, await _total(pool))
+                    behind = await _behind_gateway(settings, pool, SMALL_TOTAL, SMALL_REQUEST)
             finally:
                 await pool.close()
         reference = await _reference(settings, TOTAL)
@@ -75,9 +82,11 @@ async def run(base: Settings) -> dict[str, object]:
         "sustained": sustained,
         "sustained_small_requests": small,
         "latency_at_rate": latency,
+        "small_messages_behind_gateway": behind,
         "reference_points_per_s": reference,
         "ratio": round(float(sustained["points_per_s"]) / reference, 2),  # type: ignore[arg-type]
         "ratio_small_requests": round(float(small["points_per_s"]) / reference, 2),  # type: ignore[arg-type]
+        "ratio_small_behind_gateway": round(float(behind["points_per_s"]) / reference, 2),  # type: ignore[arg-type]
     }
 
 
@@ -162,6 +171,41 @@ async def _paced(client: httpx.AsyncClient, pool: asyncpg.Pool, base: int) -> di
         "p99_s": round(percentile(latencies, 99), 3),
         "max_s": round(max(latencies), 3),
         "poll_s": POLL_S,
+    }
+
+
+async def _behind_gateway(
+    settings: Settings, pool: asyncpg.Pool, total: int, per_message: int
+) -> dict[str, object]:
+    redis = aioredis.from_url(settings.redis_url)
+    stream = streams.INGEST_POINTS.prefixed(settings.stream_prefix).name
+    count = total // per_message
+    base = await _total(pool)
+    began = time.perf_counter()
+    try:
+        for start in range(0, count, 100):
+            now = utcnow()
+            async with redis.pipeline(transaction=False) as pipe:
+                for n in range(start, min(count, start + 100)):
+                    points = [Point(key=float((i * 7) % 101), ts=now) for i in range(per_message)]
+                    message = RecordPoints(
+                        id=new_id(), batch_id=f"bench{n % BATCHES}", points=points, received_at=now
+                    )
+                    pipe.xadd(stream, codec.entry_fields(message))  # type: ignore[arg-type]
+                await pipe.execute()
+    finally:
+        await redis.aclose()
+    while True:  # polling PostgreSQL: nothing to wait on
+        if await _total(pool) - base >= total:
+            break
+        await asyncio.sleep(POLL_S)
+    elapsed = time.perf_counter() - began
+    return {
+        "points": total,
+        "messages": count,
+        "points_per_message": per_message,
+        "seconds": round(elapsed, 2),
+        "points_per_s": round(total / elapsed),
     }
 
 

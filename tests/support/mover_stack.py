@@ -10,8 +10,10 @@ from typing import Any
 
 import asyncpg
 import httpx
+import redis.asyncio as aioredis
 
 from aggregator.app import create_app as create_aggregator
+from contracts import streams
 from contracts.runtime.settings import Settings
 from gateway.app import create_app as create_gateway
 from gateway.catalog import demo as seed
@@ -52,6 +54,17 @@ class MoverWorld:
 
         return await wait_until(done, timeout=within_s, what=f"job {job_id} finished")
 
+    async def refuse_250(self, target: str) -> None:
+        """Make inserting company 250 into `target` fail (a trigger named refuse_250;
+        `DROP TRIGGER refuse_250 ON memberships` lets it through again)."""
+        await self.pool.execute(
+            f"""CREATE FUNCTION refuse_250() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN IF NEW.company_id = 250 AND NEW.collection_id = '{target}' THEN
+                  RAISE EXCEPTION 'company 250 refused on purpose'; END IF; RETURN NEW; END $$;
+                CREATE TRIGGER refuse_250 BEFORE INSERT ON memberships
+                FOR EACH ROW EXECUTE FUNCTION refuse_250();"""
+        )
+
     async def members(self, list_id: str) -> set[int]:
         rows = await self.pool.fetch(
             "SELECT company_id FROM memberships WHERE collection_id = $1", uuid.UUID(list_id)
@@ -90,3 +103,16 @@ async def _world(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[MoverW
         httpx.AsyncClient(base_url=url, timeout=10, headers=WRITE) as client,
     ):
         yield MoverWorld(client, pool, settings)
+
+
+async def chunks_idle(redis: aioredis.Redis, settings: Settings) -> str:
+    """'' while a chunk is waiting or under way on either lane, else what they show."""
+    seen = []
+    for spec in (streams.MOVER_CHUNKS, streams.MOVER_EXPRESS):
+        name = spec.prefixed(settings.stream_prefix).name
+        info = {g["name"].decode(): g for g in await redis.xinfo_groups(name)}
+        group = info.get(streams.MOVER)
+        if group and (group["pending"] or group.get("lag")):
+            return ""
+        seen.append(f"{name}: {group}")
+    return "; ".join(seen)

@@ -43,3 +43,10 @@ def test_row_cost_is_a_moving_average() -> None:
 def test_backoff_doubles_up_to_a_ceiling() -> None:
     assert [planning.retry_backoff_s(a) for a in (1, 2, 3)] == [0.2, 0.4, 0.8]
     assert planning.retry_backoff_s(20) == 5.0
+
+
+def test_a_chunk_holds_as_many_rows_whatever_the_size_of_the_job_s_pages() -> None:
+    # 250 pages of 20 rows: 5,000 rows, in pages of 5 rows (a large job's) or 20.
+    assert planning.max_pages(5, page_size=20, max_pages=250) == 1000
+    assert planning.max_pages(20, page_size=20, max_pages=250) == 250
+    assert planning.max_pages(50_000, page_size=20, max_pages=250) == 1
