@@ -1,12 +1,13 @@
 """The per-minute aggregates equal a recomputation from the raw points, after a SIGKILL
-of the aggregator mid-stream and after duplicate deliveries."""
+of the aggregator inside its transactions (half the points applied, the rest read and
+waiting on a lock) and after duplicate deliveries."""
 
 from __future__ import annotations
 
 import random
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -102,21 +103,45 @@ async def test_sigkill_mid_stream_and_duplicates_leave_exact_aggregates(
 
     rng = random.Random(4)
     payloads = bodies(rng)
-    for n, body in enumerate(payloads):
-        response = await client.post(f"/batches/{batch_ids[n % 3]}/points", json=body)
-        assert response.status_code == 202, response.text
+    half = REQUESTS // 2
     on_time = REQUESTS * PER_REQUEST * (LATE_EVERY - 1) // LATE_EVERY
-
-    async def part_done() -> bool:
-        # Started and not finished: a narrower window (say, under half) can be jumped
-        # over between two polls when one transaction applies many points.
-        return 0 < await aggregated(pool) < on_time
-
-    await wait_until(part_done, timeout=30, interval=0.005, what="the aggregator mid-stream")
-    assert kill(first, signal.SIGKILL) == -signal.SIGKILL
+    first_half = on_time * half // REQUESTS
     points = streams.POINTS.prefixed(settings.stream_prefix).name
-    held = await redis.xpending_range(points, streams.AGGREGATOR, min="-", max="+", count=100)
-    assert any(h["consumer"].decode() == consumer_name(first) for h in held), "not mid-stream"
+
+    async def post(bodies_: list[list[dict[str, object]]], offset: int) -> None:
+        for n, body in enumerate(bodies_, start=offset):
+            response = await client.post(f"/batches/{batch_ids[n % 3]}/points", json=body)
+            assert response.status_code == 202, response.text
+
+    # The first half is applied for good ...
+    await post(payloads[:half], 0)
+    await wait_until(
+        lambda: _equals(aggregated(pool), first_half), timeout=60, what="the first half applied"
+    )
+    # ... the second half is read, and its transactions wait on a table lock held here,
+    # so the SIGKILL lands inside them (not, by luck of timing, between two reads: one
+    # read applies up to 50 requests' points in one transaction).
+    async with pool.acquire() as holder, holder.transaction():
+        await holder.execute("LOCK TABLE minute_aggregates IN EXCLUSIVE MODE")
+        await post(payloads[half:], half)
+
+        async def inside_a_transaction() -> bool:
+            held = await redis.xpending_range(
+                points, streams.AGGREGATOR, min="-", max="+", count=100
+            )
+            mine = any(h["consumer"].decode() == consumer_name(first) for h in held)
+            return mine and bool(
+                await pool.fetchval(
+                    """SELECT count(*) > 0 FROM pg_locks
+                       WHERE relation = 'minute_aggregates'::regclass AND NOT granted"""
+                )
+            )
+
+        await wait_until(inside_a_transaction, timeout=30, what="the aggregator mid-transaction")
+        assert kill(first, signal.SIGKILL) == -signal.SIGKILL
+    # Nothing of the killed transactions was applied; their entries are still pending.
+    assert await aggregated(pool) == first_half
+    assert (await redis.xpending(points, streams.AGGREGATOR))["pending"] > 0
 
     second = start_aggregator(settings, tmp_path / "second.log")
     aggregators.append(second)
@@ -136,3 +161,7 @@ async def test_sigkill_mid_stream_and_duplicates_leave_exact_aggregates(
         await pool.fetchval("SELECT count(*) FROM points WHERE late")
         == REQUESTS * PER_REQUEST // LATE_EVERY
     )
+
+
+async def _equals(value: Awaitable[int], expected: int) -> bool:
+    return await value == expected
