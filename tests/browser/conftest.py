@@ -24,7 +24,14 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 from contracts.runtime.settings import Settings
 from tests.support.keys import API_KEYS, READ_KEY, WRITE, WRITE_KEY
@@ -40,6 +47,10 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 VIEWPORT = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+# A page action (click, fill) and an assertion (`expect`, 5 s by default) both wait up
+# to this long: on a 2-core CI machine that also runs the four services, 5 s is short.
+ACTIONS_WITHIN_MS = 15_000
+expect.set_options(timeout=ACTIONS_WITHIN_MS)
 
 
 def chromium_path() -> str:
@@ -78,7 +89,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
     ctx = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
-    ctx.set_default_timeout(15_000)
+    ctx.set_default_timeout(ACTIONS_WITHIN_MS)
     yield ctx
     ctx.close()
 

@@ -69,7 +69,7 @@ async def test_start_produce_aggregate_stop_and_start_again(
 
     # Stopped means no more points: none of the run was appended after the stop
     # (the producer is fenced off at once), and its producer has ended.
-    await wait_until(lambda: _no_producer(ingest), what="the producer ended", timeout=3)
+    await wait_until(lambda: _no_producer(ingest), what="the producer ended", timeout=30)
     entries = [(e, m) for e, m in await recorded(redis, settings) if m.run_id == run["run_id"]]
     assert entries
     assert max(entry_ms(e) for e, _ in entries) <= stop_ms

@@ -113,10 +113,11 @@ async def test_the_background_loop_exports_and_releases_on_stop(
     exporter = _exporter(redis, lock, 3)
     await exporter.start()
     try:
-        for _ in range(100):
-            if exporter.held():
-                break
-            await asyncio.sleep(0.02)
+
+        async def held() -> bool:
+            return exporter.held()
+
+        await wait_until(held, timeout=30, interval=0.02, what="the exporter holding the lock")
         assert _exported(exporter) == [3]
     finally:
         await exporter.stop()
