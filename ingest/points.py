@@ -63,20 +63,24 @@ class PointsRecorder:
     async def handle(self, message: RecordPoints, conn: DbConnection) -> None:
         late = lateness(message, self.grace_s)
         await sql.insert_points(conn=conn, rows=rows(message, late))
-        source = "generated" if message.run_id else "pushed"
-        self.metrics.points.labels(source).inc(len(late))
-        self.metrics.late.inc(sum(late))
+        self._count(message, late)
 
     async def handle_many(self, messages: list[RecordPoints], conn: DbConnection) -> None:
         """The points of every message in one COPY."""
+        verdicts = [lateness(message, self.grace_s) for message in messages]
         all_rows: list[sql.PointRow] = []
-        for message in messages:
-            late = lateness(message, self.grace_s)
+        for message, late in zip(messages, verdicts, strict=True):
             all_rows += rows(message, late)
-            source = "generated" if message.run_id else "pushed"
-            self.metrics.points.labels(source).inc(len(late))
-            self.metrics.late.inc(sum(late))
         await sql.insert_points(conn=conn, rows=all_rows)
+        # Counted once the COPY is in: a read whose COPY fails falls back to one by
+        # one (contracts/delivery/consumer.py) and each message is counted there.
+        for message, late in zip(messages, verdicts, strict=True):
+            self._count(message, late)
+
+    def _count(self, message: RecordPoints, late: list[bool]) -> None:
+        source = "generated" if message.run_id else "pushed"
+        self.metrics.points.labels(source).inc(len(late))
+        self.metrics.late.inc(sum(late))
 
     async def after_commit(self, message: RecordPoints) -> None:
         event = recorded(message, lateness(message, self.grace_s))

@@ -11,7 +11,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from contracts import streams
-from contracts.messages import utcnow
+from contracts.codec import entry_fields
+from contracts.messages import Point, RecordPoints, utcnow
 from contracts.runtime.settings import Settings
 from tests.support.batches import Stack, aggregated, batch_stack, recorded
 from tests.support.waiting import wait_until
@@ -152,6 +153,36 @@ async def test_accepted_points_are_stored_and_aggregated_once_per_idempotency_ke
         "failed": 2,
         "cancelled": 0,
     }
+
+
+async def test_a_poison_message_in_a_read_stores_and_counts_its_neighbours_once(
+    stack: Stack, redis: aioredis.Redis, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """Three RecordPoints read together, the middle one unstorable (a NUL in its batch
+    id: a producer that skipped the gateway's checks). The read's COPY fails, the read
+    falls back to one by one: the neighbours are stored and counted once each, the
+    poison alone is dead-lettered."""
+    _, ingest, _ = stack
+    now = utcnow()
+
+    def message(n: int, batch_id: str) -> RecordPoints:
+        points = [Point(key=float(i), ts=now) for i in range(n)]
+        return RecordPoints(id=f"rp-{n}", batch_id=batch_id, points=points, received_at=now)
+
+    stream = streams.INGEST_POINTS.prefixed(settings.stream_prefix).name
+    async with redis.pipeline(transaction=True) as together:  # one read takes all three
+        for sent in (message(2, "p1"), message(3, "p1\x00"), message(4, "p1")):
+            together.xadd(stream, entry_fields(sent))  # type: ignore[arg-type]
+        await together.execute()
+
+    async def dead_lettered() -> bool:
+        return bool(await redis.xlen(f"{stream}.dlq") == 1)
+
+    await wait_until(dead_lettered, timeout=30, what="the poison dead-lettered")
+    stored = await pool.fetch("SELECT message_id, count(*) AS n FROM points GROUP BY 1")
+    assert {r["message_id"]: r["n"] for r in stored} == {"rp-2": 2, "rp-4": 4}
+    registry = ingest.metrics.registry
+    assert registry.get_sample_value("conveyor_points_ingested_total", {"source": "pushed"}) == 6
 
 
 async def _eq(value: object, want: int) -> bool:
