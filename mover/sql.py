@@ -165,17 +165,6 @@ async def release(
     )  # fmt: skip
 
 
-async def released_chunks(*, conn: Executor, job_id: str, by: str) -> list[list[int]]:
-    """The chunks message `by` released that are still to do."""
-    rows = await conn.fetch(
-        """SELECT array_agg(page ORDER BY page) AS pages FROM move_pages
-           WHERE job_id = $1 AND released_by = $2 AND status = 'pending'
-           GROUP BY chunk ORDER BY chunk""",
-        job_id, by,
-    )  # fmt: skip
-    return [list(r["pages"]) for r in rows]
-
-
 async def after_chunk(
     *, conn: Executor, job_id: str, by: str, pages: list[int], attempt: int
 ) -> tuple[asyncpg.Record | None, bool, bool, list[list[int]]]:
@@ -410,31 +399,6 @@ async def fail_unapplied(
            WHERE move_jobs.status IN ('scheduled', 'running')
               OR ($5 AND move_jobs.finished_by IS DISTINCT FROM $3)""",
         job_id, error, by, command, retry,
-    )  # fmt: skip
-
-
-async def cancel_job(*, conn: DbConnection, job_id: str, by: str) -> str | None:
-    """Cancel a scheduled or running job; its status afterwards, or None if unknown."""
-    status: str | None = await conn.fetchval(
-        """UPDATE move_jobs SET status = CASE WHEN status IN ('scheduled', 'running')
-                   THEN 'cancelled' ELSE status END,
-               finished_by = CASE WHEN status IN ('scheduled', 'running')
-                   THEN $2 ELSE finished_by END,
-               updated_at = now()
-           WHERE job_id = $1 RETURNING status""",
-        job_id, by,
-    )  # fmt: skip
-    return status
-
-
-async def cancel_unplanned(*, conn: DbConnection, job_id: str, by: str) -> None:
-    """Remember a job cancelled before its MoveCompanies came: that command plans nothing."""
-    await conn.execute(
-        """INSERT INTO move_jobs (job_id, priority, max_attempts, lane, status, pages, total,
-               planned, finished_by)
-           VALUES ($1, 3, 3, 'bulk', 'cancelled', 0, 0, false, $2)
-           ON CONFLICT (job_id) DO NOTHING""",
-        job_id, by,
     )  # fmt: skip
 
 
