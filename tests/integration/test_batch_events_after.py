@@ -13,13 +13,8 @@ import httpx_sse
 import pytest
 import redis.asyncio as aioredis
 
-from aggregator.app import create_app as create_aggregator
 from contracts.runtime.settings import Settings
-from gateway.app import create_app as create_gateway
-from ingest.app import create_app as create_ingest
-from tests.support.batches import named, running
-from tests.support.http import uvicorn_serve
-from tests.support.keys import WRITE
+from tests.support.batches import served_batch
 
 pytestmark = pytest.mark.integration
 
@@ -30,13 +25,7 @@ URL = "/batches/a1/events"
 async def client(
     settings: Settings, redis: aioredis.Redis, pool: asyncpg.Pool
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        running(create_ingest, named(settings, "ingest")),
-        running(create_aggregator, named(settings, "aggregator")),
-        uvicorn_serve(create_gateway(settings)) as url,
-        httpx.AsyncClient(base_url=url, timeout=10, headers=WRITE) as http,
-    ):
-        assert (await http.put("/batches/a1", json={"rate": 0})).status_code == 201
+    async with served_batch(settings, "a1") as http:
         yield http
 
 

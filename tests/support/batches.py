@@ -20,6 +20,8 @@ from contracts.runtime.settings import Settings
 from gateway.app import create_app as create_gateway
 from ingest.app import create_app as create_ingest
 from tests.support.gateway import serve
+from tests.support.http import uvicorn_serve
+from tests.support.keys import WRITE
 
 Stack = tuple[httpx.AsyncClient, Service, Service]
 
@@ -105,6 +107,20 @@ async def batch_stack(
         serve(gateway) as client,
     ):
         yield client, ingest, aggregator
+
+
+@contextlib.asynccontextmanager
+async def served_batch(settings: Settings, batch_id: str) -> AsyncIterator[httpx.AsyncClient]:
+    """Ingest and aggregator in this process, the gateway on a real socket (SSE is read
+    as a client reads it), and a push-only batch `batch_id` started: a write client."""
+    async with (
+        running(create_ingest, named(settings, "ingest")),
+        running(create_aggregator, named(settings, "aggregator")),
+        uvicorn_serve(create_gateway(settings)) as url,
+        httpx.AsyncClient(base_url=url, timeout=10, headers=WRITE) as http,
+    ):
+        assert (await http.put(f"/batches/{batch_id}", json={"rate": 0})).status_code == 201
+        yield http
 
 
 async def drained(redis: aioredis.Redis, stream: str, group: str) -> bool:
